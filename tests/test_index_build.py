@@ -198,4 +198,4 @@ def test_hnsw_and_ivfpq_find_what_flat_finds(dense_corpus: Path, minilm: Any, tm
         approximate = load_retriever(build_index(dense_config(dense_corpus, tmp_path / kind, kind=kind, **settings), model=minilm), model=minilm)
         found = ranked_ids(approximate.search(queries, 5))
         recall = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, exact)])
-        assert recall >= (0.95 if kind == "hnsw" else 0.6), (kind, recall)
+        assert recall >= 0.9, (kind, recall)  # IVF-PQ re-scores its shortlist exactly (refine=4)

@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from deepresearch.envs.retrieval.flat_search import FlatSearchConfig, FlatSearcher, merge_top_k
+from deepresearch.envs.retrieval.flat_search import FlatSearchConfig, FlatSearcher, merge_top_k, rerank_exact
 
 
 def unit_rows(rows: int, dimension: int, seed: int) -> np.ndarray:
@@ -53,6 +53,17 @@ def test_merge_prefers_higher_scores_then_lower_positions() -> None:
     indices = np.array([[7, 3, 2, 9]])
     merged_scores, merged_indices = merge_top_k(scores, indices, 3)
     assert merged_indices.tolist() == [[3, 2, 7]] and merged_scores.tolist() == [[0.75, 0.5, 0.5]]
+
+
+def test_rerank_scores_candidates_exactly_and_keeps_missing_ones_last() -> None:
+    matrix, queries = unit_rows(200, 16, 6), unit_rows(3, 16, 7)
+    exact = exact_top_k(queries, matrix, 4)
+    shuffled = np.random.default_rng(8).permuted(np.hstack([exact, exact_top_k(queries, matrix, 12)[:, 8:]]), axis=1)
+    scores, indices = rerank_exact(matrix, queries, shuffled, 4)
+    assert np.array_equal(indices, exact)
+    sparse = np.array([[exact[0, 1], -1, exact[0, 0]]])
+    _, indices = rerank_exact(matrix, queries[:1], sparse, 3)
+    assert indices.tolist() == [[exact[0, 0], exact[0, 1], -1]]
 
 
 def test_a_matrix_must_be_two_dimensional() -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from deepresearch.envs.documents import Document
 from deepresearch.envs.retrieval.dense import DenseConfig, encode_texts, load_encoder, model_dimension
-from deepresearch.envs.retrieval.flat_search import FlatSearcher, faiss_search
+from deepresearch.envs.retrieval.flat_search import FlatSearcher, faiss_search, rerank_exact
 from deepresearch.envs.retrieval.local_index import (
     BUILT_FORMAT_VERSION,
     Hit,
@@ -40,8 +40,11 @@ DENSE_KINDS = ("flat", "hnsw", "ivfpq")
 OFFSETS_NAME = "offsets.npy"
 FAISS_NAME = "faiss.index"
 BM25_DIR = "bm25s"
+# (queries, k) -> hits per query; (vectors, k) -> (scores, indices).
+Ranker = Callable[[list[str], int], list[list[Hit]]]
+VectorSearch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 # Load-time settings: how this process runs, not what the index means.
-LOAD_SETTINGS = ("corpus", "model", "device", "batch_size", "show_progress", "nprobe", "ef_search")
+LOAD_SETTINGS = ("corpus", "model", "device", "batch_size", "show_progress", "nprobe", "ef_search", "refine")
 
 
 def embeddings_name(fp16: bool) -> str:
@@ -51,7 +54,7 @@ def embeddings_name(fp16: bool) -> str:
 class BuiltIndexRetriever:
     """A built index behind the ``Retriever`` contract; ``search`` is thread-safe."""
 
-    def __init__(self, store: PassageStore, rank: Callable[[list[str], int], list[list[Hit]]], manifest: dict[str, Any]) -> None:
+    def __init__(self, store: PassageStore, rank: Ranker, manifest: dict[str, Any]) -> None:
         self.store = store
         self.manifest = manifest
         self.kind: str = manifest["kind"]
@@ -99,13 +102,15 @@ def _open_store(directory: Path, manifest: dict[str, Any], corpus: str | Path | 
         raise IndexDirError(f"{directory}: {corpus_path} is not the corpus this index was built from")
     offsets = read_index_file(directory, OFFSETS_NAME, lambda path: np.load(path, mmap_mode="r", allow_pickle=False))
     if len(offsets) != manifest["count"] + 1:
-        raise IndexDirError(f"{directory}: {OFFSETS_NAME} covers {len(offsets) - 1} passages, the manifest says {manifest['count']}")
+        raise IndexDirError(
+            f"{directory}: {OFFSETS_NAME} covers {len(offsets) - 1} passages, the manifest says {manifest['count']}"
+        )
     return PassageStore(corpus_path, offsets)
 
 
-def _dense_ranker(directory: Path, manifest: dict[str, Any], settings: dict[str, Any]) -> Callable[[list[str], int], list[list[Hit]]]:
+def _dense_ranker(directory: Path, manifest: dict[str, Any], settings: dict[str, Any]) -> Ranker:
     params = manifest["params"]
-    config = encoder_config(manifest, settings)
+    config = _encoder_config(manifest, settings)
     model = settings.get("model") or load_encoder(config)
     dimension = manifest_section(manifest, "dimension")
     if model_dimension(model) != dimension:
@@ -119,9 +124,12 @@ def _dense_ranker(directory: Path, manifest: dict[str, Any], settings: dict[str,
     else:
         index = read_index_file(directory, FAISS_NAME, lambda path: _read_faiss(path))
         if index.ntotal != manifest["count"]:
-            raise IndexDirError(f"{directory}: {FAISS_NAME} holds {index.ntotal} vectors, the manifest says {manifest['count']}")
-        _apply_search_params(index, manifest["kind"], {**params, **{key: settings[key] for key in ("nprobe", "ef_search") if key in settings}})
-        search = lambda vectors, k: faiss_search(index, vectors, k)  # noqa: E731
+            raise IndexDirError(
+                f"{directory}: {FAISS_NAME} holds {index.ntotal} vectors, the manifest says {manifest['count']}"
+            )
+        search_params = {**params, **{key: settings[key] for key in ("nprobe", "ef_search", "refine") if key in settings}}
+        _apply_search_params(index, manifest["kind"], search_params)
+        search = _approximate_search(index, directory, manifest, int(search_params.get("refine", 1)))
 
     def rank(queries: list[str], k: int) -> list[list[Hit]]:
         vectors = encode_texts(model, [config.query_prefix + query for query in queries], config, False)
@@ -135,7 +143,7 @@ def _dense_ranker(directory: Path, manifest: dict[str, Any], settings: dict[str,
     return rank
 
 
-def _bm25_ranker(directory: Path, manifest: dict[str, Any]) -> Callable[[list[str], int], list[list[Hit]]]:
+def _bm25_ranker(directory: Path, manifest: dict[str, Any]) -> Ranker:
     import bm25s
 
     from deepresearch.envs.retrieval.bm25 import BM25Config, bm25_hits, stemmer_for
@@ -143,12 +151,15 @@ def _bm25_ranker(directory: Path, manifest: dict[str, Any]) -> Callable[[list[st
     config = BM25Config(**manifest["params"])
     index = read_index_file(directory, BM25_DIR, lambda path: bm25s.BM25.load(path, show_progress=False))
     if index.scores["num_docs"] != manifest["count"]:
-        raise IndexDirError(f"{directory}: the BM25 index covers {index.scores['num_docs']} passages, the manifest says {manifest['count']}")
+        raise IndexDirError(
+            f"{directory}: the BM25 index covers {index.scores['num_docs']} passages, "
+            f"the manifest says {manifest['count']}"
+        )
     stemmer = stemmer_for(config)
     return lambda queries, k: bm25_hits(index, queries, k, config, stemmer)
 
 
-def encoder_config(manifest: dict[str, Any], settings: dict[str, Any]) -> DenseConfig:
+def _encoder_config(manifest: dict[str, Any], settings: dict[str, Any]) -> DenseConfig:
     """The ``DenseConfig`` recorded at build time plus this process' runtime settings."""
     encoder = dict(manifest_section(manifest, "encoder"))
     allowed = {field.name for field in fields(DenseConfig)}
@@ -166,8 +177,24 @@ def open_embeddings(directory: Path, manifest: dict[str, Any], mode: str) -> np.
     shape = (manifest["count"], manifest["dimension"])
     expected_bytes = shape[0] * shape[1] * np.dtype(embeddings["dtype"]).itemsize
     if mode == "r" and path.stat().st_size != expected_bytes:
-        raise IndexDirError(f"{path} has {path.stat().st_size} bytes, a {shape} {embeddings['dtype']} matrix needs {expected_bytes}")
+        raise IndexDirError(
+            f"{path} has {path.stat().st_size} bytes, a {shape} {embeddings['dtype']} matrix needs {expected_bytes}"
+        )
     return np.memmap(path, dtype=embeddings["dtype"], mode=mode, shape=shape)
+
+
+def _approximate_search(index: Any, directory: Path, manifest: dict[str, Any], refine: int) -> VectorSearch:
+    """faiss search; with ``refine`` > 1, ``refine * k`` candidates re-scored exactly
+    against the embeddings kept on disk (IVF-PQ's codes alone rank near-duplicates poorly)."""
+    if refine <= 1:
+        return lambda vectors, k: faiss_search(index, vectors, k)
+    matrix = open_embeddings(directory, manifest, mode="r")
+
+    def search(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        _, candidates = faiss_search(index, vectors, min(refine * k, len(matrix)))
+        return rerank_exact(matrix, vectors, candidates, k)
+
+    return search
 
 
 def _read_faiss(path: Path) -> Any:

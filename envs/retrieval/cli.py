@@ -27,6 +27,7 @@ def configure_index(parser: argparse.ArgumentParser) -> Handler:
     build.add_argument("--ivf-lists", type=int, default=None)
     build.add_argument("--pq-m", type=int, default=None)
     build.add_argument("--nprobe", type=int, default=32)
+    build.add_argument("--refine", type=int, default=4, help="IVF-PQ: re-score refine*k candidates exactly (1 = off)")
     build.add_argument("--overwrite", action="store_true", help="discard an index of other settings in --out")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     return _build
@@ -50,6 +51,7 @@ def _build(args: argparse.Namespace) -> int:
         ivf_lists=args.ivf_lists,
         pq_m=args.pq_m,
         nprobe=args.nprobe,
+        refine=args.refine,
         show_progress=not args.quiet,
     )
     print(build_index(config, overwrite=args.overwrite))
@@ -67,6 +69,9 @@ def configure_serve(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a search waits to join a batch")
     parser.add_argument("--max-batch", type=int, default=256, help="queries per coalesced search")
     parser.add_argument("--device", default=None, help="encoder device for dense indexes (e.g. cuda)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch/faiss threads; 1 avoids oversubscription on a busy machine"
+    )
     return _serve
 
 
@@ -78,6 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
     from deepresearch.envs.retrieval.server import ServerConfig, create_app
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.threads:  # before torch and faiss start their OpenMP pools
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     settings = {"device": args.device} if args.device else {}
     retriever = load_retriever(args.index, **settings)
     config = ServerConfig(

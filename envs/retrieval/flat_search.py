@@ -85,6 +85,18 @@ def merge_top_k(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.nda
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(indices, order, axis=1)
 
 
+def rerank_exact(matrix: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact scores for each query's ``candidates`` (rows of ``matrix``; -1 = none) and
+    their best ``k``: compressed codes (IVF-PQ) shortlist, the stored vectors decide."""
+    valid = candidates >= 0
+    vectors = np.asarray(matrix[np.where(valid, candidates, 0)], dtype=np.float32)
+    scores = np.einsum("qcd,qd->qc", vectors, np.asarray(queries, dtype=np.float32))
+    scores[~valid] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    kept = np.take_along_axis(valid, order, axis=1)
+    return np.take_along_axis(scores, order, axis=1), np.where(kept, np.take_along_axis(candidates, order, axis=1), -1)
+
+
 def faiss_search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Search an approximate faiss index (HNSW, IVF-PQ); these parallelise over queries
     with OpenMP and need no BLAS, so faiss keeps its own thread setting."""

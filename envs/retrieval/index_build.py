@@ -58,6 +58,7 @@ class IndexBuildConfig:
     pq_m: int | None = None  # None: dimension / 8 (8 dimensions per sub-quantizer)
     pq_bits: int = 8
     nprobe: int = 32
+    refine: int = 4  # IVF-PQ: re-score refine * k candidates exactly with the stored vectors
     train_size: int = 100_000  # vectors sampled to train IVF-PQ
     bm25: BM25Config = field(default_factory=BM25Config)
     show_progress: bool = True
@@ -100,7 +101,14 @@ class IndexBuildConfig:
         if self.kind == "hnsw":
             return {"m": self.hnsw_m, "ef_construction": self.ef_construction, "ef_search": self.ef_search}
         if self.kind == "ivfpq":
-            return {"lists": self.ivf_lists, "pq_m": self.pq_m, "pq_bits": self.pq_bits, "nprobe": self.nprobe, "train_size": self.train_size}
+            return {
+                "lists": self.ivf_lists,
+                "pq_m": self.pq_m,
+                "pq_bits": self.pq_bits,
+                "nprobe": self.nprobe,
+                "refine": self.refine,
+                "train_size": self.train_size,
+            }
         if self.kind == "bm25":
             return asdict(self.bm25)
         return {}
@@ -165,7 +173,10 @@ def _prepare_out_dir(out: Path, config: IndexBuildConfig, overwrite: bool) -> di
         raise IndexDirError(f"refusing to build into {out}: it is not empty and holds no index")
     if recorded is not None:
         if not overwrite:
-            raise IndexDirError(f"{out} holds an index (or unfinished build) with other settings; pass overwrite=True (--overwrite) or another directory")
+            raise IndexDirError(
+                f"{out} holds an index (or unfinished build) with other settings; "
+                "pass overwrite=True (--overwrite) or another directory"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     state = {"identity": identity, "chunks_done": 0}
@@ -200,7 +211,8 @@ def _encode_chunks(
     """Encode the passages not yet encoded, one chunk at a time, into the memory map."""
     embeddings_path = out / manifest["embeddings"]["file"]
     if not embeddings_path.exists():
-        np.memmap(embeddings_path, dtype=manifest["embeddings"]["dtype"], mode="w+", shape=(len(store), manifest["dimension"])).flush()
+        shape = (len(store), manifest["dimension"])
+        np.memmap(embeddings_path, dtype=manifest["embeddings"]["dtype"], mode="w+", shape=shape).flush()
     matrix = open_embeddings(out, manifest, mode="r+")
     encoder_config = config.encoder()
     first = state["chunks_done"] * config.chunk_size
@@ -230,9 +242,11 @@ def _build_faiss(out: Path, config: IndexBuildConfig, manifest: dict[str, Any]) 
         if dimension % params["pq_m"]:
             raise ValueError(f"pq_m={params['pq_m']} must divide the dimension {dimension}")
         if count < 2**config.pq_bits:
-            raise ValueError(f"IVF-PQ with {config.pq_bits}-bit codes needs at least {2**config.pq_bits} passages, got {count}")
+            raise ValueError(f"IVF-PQ with {config.pq_bits}-bit codes needs {2**config.pq_bits}+ passages, got {count}")
         quantizer = faiss.IndexFlatIP(dimension)
-        index = faiss.IndexIVFPQ(quantizer, dimension, params["lists"], params["pq_m"], config.pq_bits, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFPQ(
+            quantizer, dimension, params["lists"], params["pq_m"], config.pq_bits, faiss.METRIC_INNER_PRODUCT
+        )
         rows = np.random.default_rng(0).choice(count, size=min(count, config.train_size), replace=False)
         index.train(np.ascontiguousarray(matrix[np.sort(rows)], dtype=np.float32))
     with _progress(config, total=count, initial=0, description=f"adding to {config.kind}") as bar:
@@ -287,7 +301,9 @@ def _library_versions(*names: str) -> dict[str, str]:
 def _progress(config: IndexBuildConfig, total: int, initial: int, description: str) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=description, unit="passage", disable=not config.show_progress, smoothing=0.1)
+    return tqdm(
+        total=total, initial=initial, desc=description, unit="passage", disable=not config.show_progress, smoothing=0.1
+    )
 
 
 def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
