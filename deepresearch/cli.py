@@ -15,7 +15,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    """The parser, with only ``command``'s module imported and configured: the others may
+    import torch (``eval``, ``view``), which ``--version`` or a BM25 index must not need."""
     import importlib
 
     parser = argparse.ArgumentParser(prog="deepresearch", description=__doc__)
@@ -23,14 +25,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     sub = parser.add_subparsers(dest="command")
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
     for name, (help_text, target) in SUBCOMMANDS.items():
-        module_name, _, function_name = target.partition(":")
-        configure = getattr(importlib.import_module(module_name), function_name)
-        handlers[name] = configure(sub.add_parser(name, help=help_text))
+        subparser = sub.add_parser(name, help=help_text)
+        if name == command:
+            module_name, _, function_name = target.partition(":")
+            handlers[name] = getattr(importlib.import_module(module_name), function_name)(subparser)
     return parser, handlers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, handlers = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The top level has only flags, so the first other word names the subcommand.
+    command = next((word for word in argv if not word.startswith("-")), None)
+    parser, handlers = build_parser(command)
     args = parser.parse_args(argv)
     if args.version:
         from deepresearch import __version__

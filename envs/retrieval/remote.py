@@ -5,16 +5,17 @@ Pooled keep-alive connections (many env threads share one client), a connect and
 read timeout on every request, bounded retries with exponential backoff on connection
 errors and 5xx; a 4xx is the caller's mistake and is reported at once. A failure raises
 ``RemoteRetrieverError``, which the env turns into text for the model, not a crash.
+
+``requests`` is imported when a client is made, not with this module: the core install
+(BM25 only) imports the env, and the env imports this module, without the extras.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
-
-import requests
-from requests.adapters import HTTPAdapter
 
 from deepresearch.envs.documents import Document
 from deepresearch.envs.retrieval.local_index import check_search_arguments
@@ -48,8 +49,9 @@ class RemoteRetriever:
             raise ValueError(f"a remote retriever needs an http(s) URL, got {url!r}")
         self.url = url.rstrip("/").removesuffix("/retrieve")
         self.config = config or RemoteConfig()
+        requests = import_requests()
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.config.pool_size, max_retries=0)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=self.config.pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
@@ -97,6 +99,7 @@ class RemoteRetriever:
         delay = self.config.backoff_s
         timeout = (self.config.connect_timeout_s, self.config.read_timeout_s)
         problem = ""
+        requests = import_requests()
         for attempt in range(self.config.retries + 1):
             if attempt:
                 time.sleep(delay)
@@ -119,6 +122,18 @@ class RemoteRetriever:
             except ValueError:
                 raise RemoteRetrieverError(f"{self.url}{path} answered with something that is not JSON") from None
         raise RemoteRetrieverError(f"{self.url}{path} failed after {self.config.retries + 1} attempts ({problem})")
+
+
+def import_requests() -> ModuleType:
+    """``requests``, or an ImportError that names the extra providing it."""
+    try:
+        import requests
+        import requests.adapters
+    except ImportError as error:
+        raise ImportError(
+            "RemoteRetriever needs requests: pip install 'deepresearch-gym[server]' (or the 'web' extra)"
+        ) from error
+    return requests
 
 
 def is_url(value: str) -> bool:

@@ -1,0 +1,83 @@
+"""What the core install (gymnasium, numpy, bm25s, PyStemmer, tqdm) can do without the
+extras: each check runs a fresh interpreter in which the extras' modules cannot be
+imported (``sys.modules[name] = None`` makes ``import name`` raise ImportError), so a
+stray top-level import anywhere on the path fails the test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from test_retrieval_cases import ranked_ids, write_corpus
+
+from deepresearch.envs.retrieval import RemoteConfig, RemoteRetriever
+
+GPU_STACK = ("torch", "transformers", "vllm", "sentence_transformers", "faiss")
+EXTRAS = ("requests", *GPU_STACK)
+
+
+def python_without(blocked: tuple[str, ...], code: str) -> list[str]:
+    """argv of a Python that runs ``code`` with the ``blocked`` modules unimportable."""
+    prelude = f"import sys\nfor name in {list(blocked)!r}:\n    sys.modules[name] = None\n"
+    return [sys.executable, "-c", prelude + textwrap.dedent(code)]
+
+
+def run_without(blocked: tuple[str, ...], code: str) -> str:
+    done = subprocess.run(python_without(blocked, code), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_blocker_really_blocks() -> None:
+    """The helper itself: a blocked module that the code needs makes it fail."""
+    done = subprocess.run(python_without(("json",), "import json"), capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "ModuleNotFoundError" in done.stderr
+
+
+def test_core_install_imports_and_runs_a_bm25_wiki_episode() -> None:
+    out = run_without(
+        EXTRAS,
+        """
+        import gymnasium as gym
+        import deepresearch
+        from deepresearch.envs.retrieval import RemoteRetriever
+
+        env = gym.make("DeepResearch-Wiki-v0", retriever="bm25")
+        env.reset(seed=0)
+        observation = env.step("<search> Jerved Gruvar born </search>")[0]
+        assert observation.startswith("\\n<result>") and "Jerved Gruvar" in observation, observation
+        try:
+            RemoteRetriever("http://127.0.0.1:9")
+        except ImportError as error:
+            print(error)
+        """,
+    )
+    assert "pip install 'deepresearch-gym[server]'" in out
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["index", "build", "--help"], ["serve-retriever", "--help"]])
+def test_cli_help_and_version_need_no_gpu_stack(argv: list[str]) -> None:
+    out = run_without(GPU_STACK, f"from deepresearch.cli import main\nsys.exit(main({argv!r}))")
+    assert ("0.1.0" if argv == ["--version"] else "usage: deepresearch") in out
+
+
+def test_cli_builds_and_serves_a_bm25_index_without_the_gpu_stack(tmp_path: Path) -> None:
+    from test_retrieval_server import _free_port, _wait_until_healthy
+
+    corpus, out = write_corpus(tmp_path / "corpus.jsonl"), tmp_path / "index"
+    cli = "from deepresearch.cli import main\nsys.exit(main(sys.argv[1:]))"
+    subprocess.run([*python_without(GPU_STACK, cli), "index", "build", "--kind", "bm25", "--corpus", str(corpus), "--out", str(out), "--quiet"], check=True, timeout=300)
+    assert json.loads((out / "manifest.json").read_text())["kind"] == "bm25"
+    port = _free_port()
+    server = subprocess.Popen([*python_without(GPU_STACK, cli), "serve-retriever", "--index", str(out), "--port", str(port)], stderr=subprocess.PIPE)
+    try:
+        remote = RemoteRetriever(f"http://127.0.0.1:{port}", RemoteConfig(retries=0))
+        _wait_until_healthy(remote, server, limit_s=120)
+        assert ranked_ids(remote.search(["Which river flows to the Black Sea?"], 1)) == [["danube"]]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
