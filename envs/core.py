@@ -22,7 +22,7 @@ from deepresearch.envs.protocols.base import invalid, truncate
 from deepresearch.envs.spaces import UnicodeText
 from deepresearch.envs.tools import ToolBackend
 from deepresearch.envs.transcript import Transcript
-from deepresearch.rewards import DEFAULT_PRESET_BY_PROTOCOL, RewardResult, get_reward_fn
+from deepresearch.rewards import DEFAULT_PRESET_BY_PROTOCOL, RewardFn, RewardResult, get_reward_fn
 
 OBSERVATION_MAX_CHARS = 10_000_000
 
@@ -50,6 +50,19 @@ class EnvConfig:
             raise ValueError(f"on_format_error must be 'feedback' or 'terminate', not {self.on_format_error!r}")
 
 
+def checked_reward_fn(preset: str | None, protocol: str) -> RewardFn:
+    """The preset's reward fn, tried once on an empty response so that a preset that
+    refuses the protocol (``search_r1_format`` outside ``search_r1``) fails at
+    ``gym.make``, not when the first episode of a training run ends."""
+    name = preset or DEFAULT_PRESET_BY_PROTOCOL[protocol]
+    reward_fn = get_reward_fn(name)
+    try:
+        reward_fn("", [""], protocol)
+    except ValueError as error:
+        raise ValueError(f"reward preset {name!r} does not fit protocol {protocol!r}: {error}") from None
+    return reward_fn
+
+
 class SearchEnv(gym.Env[str, str]):
     # A text env renders on demand; render_fps only tells Gymnasium tools a pace to replay at.
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -66,7 +79,7 @@ class SearchEnv(gym.Env[str, str]):
         self.protocol = protocol or get_protocol(self.config.protocol)
         self.backend = backend
         self.questions = list(questions)
-        self.reward_fn = get_reward_fn(self.config.reward or DEFAULT_PRESET_BY_PROTOCOL[self.protocol.name])
+        self.reward_fn = checked_reward_fn(self.config.reward, self.protocol.name)
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
         self.render_mode = render_mode

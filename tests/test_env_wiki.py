@@ -125,6 +125,18 @@ def test_wrong_and_malformed_policies_get_the_presets_value(protocol, preset, wr
     assert info["reward_components"]["format_errors"] == 3
 
 
+@pytest.mark.parametrize("protocol", ["research", "tool_call"])
+def test_a_preset_that_does_not_fit_the_protocol_fails_at_make_not_at_episode_end(protocol):
+    with pytest.raises(ValueError, match=f"reward preset 'search_r1_format' does not fit protocol '{protocol}'"):
+        gym.make("DeepResearch-Wiki-v0", protocol=protocol, reward="search_r1_format")
+    with pytest.raises(ValueError, match="unknown reward preset 'nope'"):
+        gym.make("DeepResearch-Wiki-v0", protocol=protocol, reward="nope")
+    env = gym.make("DeepResearch-Wiki-v0", protocol="search_r1", reward="search_r1_format", max_turns=1)
+    reward, terminated, _, info = run_episode(env, [env.unwrapped.protocol.answer_action("Zzyzx Nowhere")], seed=0)
+    # An answer with no search breaks Search-R1's structure: a wrong answer gets final_format_score.
+    assert terminated and reward == 0.1 and info["reward_components"]["structure_ok"] is False
+
+
 def test_research_gives_zero_to_a_correct_answer_in_a_broken_format():
     env = make_wiki_env(protocol="research")
     _, info = env.reset(seed=0)
