@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from deepresearch.envs.core import EnvConfig, SearchEnv
+from deepresearch.envs.core import EnvConfig, SearchEnv, checked_reward_fn
 from deepresearch.envs.datasets import QAItem, load_qa
 from deepresearch.envs.retrieval import Retriever, load_retriever
 from deepresearch.envs.retrieval.remote import RemoteRetriever, is_url
@@ -49,6 +49,7 @@ def make_wiki_env(
             max_action_chars, max_queries_per_call, on_format_error.
     """
     env_config = EnvConfig(**config)
+    checked_reward_fn(env_config.reward, env_config.protocol)  # before an index load that may take minutes
     url = next((value for value in (retriever, corpus) if isinstance(value, str) and is_url(value)), None)
     if url is not None:
         retriever = RemoteRetriever(url)

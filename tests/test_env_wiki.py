@@ -126,9 +126,12 @@ def test_wrong_and_malformed_policies_get_the_presets_value(protocol, preset, wr
 
 
 @pytest.mark.parametrize("protocol", ["research", "tool_call"])
-def test_a_preset_that_does_not_fit_the_protocol_fails_at_make_not_at_episode_end(protocol):
-    with pytest.raises(ValueError, match=f"reward preset 'search_r1_format' does not fit protocol '{protocol}'"):
+def test_a_preset_that_does_not_fit_the_protocol_fails_at_make_not_at_episode_end(protocol, tmp_path):
+    misfit = f"reward preset 'search_r1_format' does not fit protocol '{protocol}'"
+    with pytest.raises(ValueError, match=misfit):
         gym.make("DeepResearch-Wiki-v0", protocol=protocol, reward="search_r1_format")
+    with pytest.raises(ValueError, match=misfit):  # said before any index is loaded
+        gym.make("DeepResearch-Wiki-v0", corpus=tmp_path / "missing.jsonl", protocol=protocol, reward="search_r1_format")
     with pytest.raises(ValueError, match="unknown reward preset 'nope'"):
         gym.make("DeepResearch-Wiki-v0", protocol=protocol, reward="nope")
     env = gym.make("DeepResearch-Wiki-v0", protocol="search_r1", reward="search_r1_format", max_turns=1)
