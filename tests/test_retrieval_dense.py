@@ -30,6 +30,7 @@ from test_retrieval_cases import (
 )
 
 from deepresearch.envs.retrieval import DenseConfig, DenseRetriever, IndexDirError, load_retriever
+from deepresearch.envs.retrieval.dense import encode_texts, load_encoder
 
 DENSE_SUBSET_SIZE = 320  # every known-answer passage has an id below 320
 
@@ -138,3 +139,30 @@ def test_loaded_index_keeps_runtime_overrides(wiki_dense: DenseRetriever, tmp_pa
     loaded = DenseRetriever.load(directory, batch_size=8, device="cpu")
     assert loaded.config.batch_size == 8
     assert_same_results(loaded.search(["Uranus"], 3), wiki_dense.search(["Uranus"], 3))
+
+
+@pytest.mark.slow
+def test_search_is_exact_numpy_top_k_without_faiss_flat_index(
+    shared_data: Path, minilm_config: DenseConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The matmul-speed ``FlatSearcher``, not ``faiss.IndexFlatIP`` (its per-query scan is
+    ~8x slower for batches like 256 x 384), before and after a save/load round trip."""
+    import faiss
+
+    def slow_path(*args: object) -> None:
+        raise AssertionError("DenseRetriever built a faiss.IndexFlatIP")
+
+    monkeypatch.setattr(faiss, "IndexFlatIP", slow_path)
+    model = load_encoder(minilm_config)
+    passages = wiki_subset(shared_data, 40)
+    retriever = DenseRetriever.from_documents(passages, minilm_config, model=model)
+    loaded = DenseRetriever.load(retriever.save(tmp_path / "index"), model=model)
+    queries, k = nq_questions(shared_data, 24), 7
+    embeddings = np.load(tmp_path / "index" / "embeddings.npy")
+    scores = encode_texts(model, queries, minilm_config, False) @ embeddings.T
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    for searcher in (retriever, loaded):
+        results = searcher.search(queries, k)
+        assert ranked_ids(results) == [[passages[index].id for index in row] for row in order]
+        got = np.array([[document.score for document in row] for row in results])
+        assert np.allclose(got, np.take_along_axis(scores, order, axis=1), atol=1e-5)

@@ -32,6 +32,7 @@ from deepresearch.envs.retrieval.local_index import (
     read_manifest,
     required_file,
     search_batch,
+    vector_hits,
 )
 from deepresearch.envs.retrieval.passage_store import PassageStore, quick_fingerprint
 
@@ -133,12 +134,7 @@ def _dense_ranker(directory: Path, manifest: dict[str, Any], settings: dict[str,
 
     def rank(queries: list[str], k: int) -> list[list[Hit]]:
         vectors = encode_texts(model, [config.query_prefix + query for query in queries], config, False)
-        scores, indices = search(vectors, k)
-        # faiss marks missing neighbours (an IVF probe that found too few) with -1.
-        return [
-            [(int(index), float(score)) for index, score in zip(row_indices, row_scores) if index >= 0]
-            for row_indices, row_scores in zip(indices, scores)
-        ]
+        return vector_hits(*search(vectors, k))
 
     return rank
 

@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence, TypeVar
 
+import numpy as np
+
 from deepresearch.envs.documents import Document, read_corpus
 
 MANIFEST_NAME = "manifest.json"
@@ -153,6 +155,15 @@ def search_batch(
     for position, row in zip(live, hits, strict=True):
         results[position] = [passage(index).with_score(score) for index, score in row]
     return results
+
+
+def vector_hits(scores: np.ndarray, indices: np.ndarray) -> list[list[Hit]]:
+    """``(scores, indices)`` matrices from a vector search as hits per query; faiss marks
+    missing neighbours (an IVF probe that found too few) with -1, which are dropped."""
+    return [
+        [(int(index), float(score)) for index, score in zip(row_indices, row_scores) if index >= 0]
+        for row_indices, row_scores in zip(indices, scores)
+    ]
 
 
 def check_search_arguments(queries: list[str], k: int) -> None:
