@@ -36,7 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     parser.add_argument("--env-id", default="DeepResearch-Wiki-v0")
     parser.add_argument("--protocol", default="research", choices=["research", "search_r1", "tool_call"])
     parser.add_argument("--corpus", help="corpus .jsonl or saved index dir (Wiki env)")
-    parser.add_argument("--retriever", default="bm25", help="bm25 or dense (Wiki env)")
+    parser.add_argument(
+        "--retriever", default=None, help="bm25 or dense (Wiki env); default: a saved index's own kind, bm25 for a .jsonl"
+    )
     parser.add_argument("--max-turns", type=int, default=8)
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--env-kwargs", default="{}", help="extra env kwargs as JSON")

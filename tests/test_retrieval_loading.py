@@ -14,9 +14,12 @@ from test_retrieval_cases import ranked_ids, write_corpus
 from deepresearch.envs.retrieval import (
     BM25Config,
     BM25Retriever,
+    IndexBuildConfig,
+    build_index,
     clear_retriever_cache,
     load_retriever,
 )
+from deepresearch.envs.retrieval.loading import kind_fits
 
 
 @pytest.fixture()
@@ -39,6 +42,43 @@ def test_loads_a_saved_directory_by_its_manifest(corpus: Path, tmp_path: Path) -
     assert ranked_ids(loaded.search(["Nobel"], 2)) == ranked_ids(built.search(["Nobel"], 2))
     with pytest.raises(ValueError, match="holds a 'bm25' index, but kind='dense'"):
         load_retriever(directory, "dense")
+
+
+def test_dense_names_every_dense_kind_and_a_real_mismatch_is_an_error(corpus: Path, tmp_path: Path) -> None:
+    assert all(kind_fits("dense", saved) for saved in ("flat", "hnsw", "ivfpq", "dense"))
+    assert kind_fits(None, "bm25") and not kind_fits("flat", "hnsw") and not kind_fits("dense", "bm25")
+    built = build_index(IndexBuildConfig(corpus, tmp_path / "bm25", kind="bm25", show_progress=False))
+    for kind in ("dense", "flat"):
+        with pytest.raises(ValueError, match=f"holds a 'bm25' index, but kind='{kind}' was asked for"):
+            load_retriever(built, kind)
+    assert ranked_ids(load_retriever(built, "bm25").search(["river Vienna"], 1)) == [["danube"]]
+
+
+@pytest.mark.slow
+def test_readme_train_and_eval_paths_open_a_built_flat_index(corpus: Path, tmp_path: Path) -> None:
+    """README: ``deepresearch index build --kind flat --out wiki18_index/``, then env kwargs
+    ``{"corpus": "wiki18_index/", "retriever": "dense"}`` and ``deepresearch eval --corpus
+    wiki18_index/`` (no ``--retriever``)."""
+    import gymnasium as gym
+    from test_index_build import minilm_path
+
+    from deepresearch.agents.eval_cli import _env_factory
+    from deepresearch.cli import build_parser, main
+
+    index = f"{tmp_path / 'wiki18_index'}/"
+    assert main(["index", "build", "--corpus", str(corpus), "--model", minilm_path(), "--kind", "flat", "--out", index, "--quiet"]) == 0
+    question = "Which river flows to the Black Sea?"
+    env = gym.make("DeepResearch-Wiki-v0", corpus=index, retriever="dense").unwrapped
+    assert env.backend.retriever.kind == "flat"
+    env.reset(options={"question": question, "golden_answers": ["Danube"]})
+    assert "The Danube flows" in env.step(env.protocol.search_action(question))[0]
+    with pytest.raises(ValueError, match="holds a 'flat' index, but kind='bm25' was asked for"):
+        gym.make("DeepResearch-Wiki-v0", corpus=index, retriever="bm25")
+    parser, _ = build_parser("eval")
+    evaluated = _env_factory(parser.parse_args(["eval", "--corpus", index]))().unwrapped
+    assert evaluated.backend.retriever is env.backend.retriever  # the manifest's kind, and the cached index
+    with pytest.raises(ValueError, match="kind='bm25'"):
+        _env_factory(parser.parse_args(["eval", "--corpus", index, "--retriever", "bm25"]))()
 
 
 def test_unknown_kind_and_missing_source(corpus: Path, tmp_path: Path) -> None:

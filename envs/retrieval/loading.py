@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deepresearch.envs.retrieval.bm25 import BM25Retriever
-from deepresearch.envs.retrieval.built_index import BUILT_KINDS, BuiltIndexRetriever, open_built_index
+from deepresearch.envs.retrieval.built_index import BUILT_KINDS, DENSE_KINDS, BuiltIndexRetriever, open_built_index
 from deepresearch.envs.retrieval.dense import DenseRetriever
 from deepresearch.envs.retrieval.local_index import BUILT_FORMAT_VERSION, MANIFEST_NAME, LocalRetriever, read_manifest
 
@@ -27,7 +27,8 @@ _cache_guard = threading.Lock()
 def load_retriever(source: str | Path, kind: str | None = None, *, cache: bool = True, **kwargs: Any) -> AnyLocalRetriever:
     """A retriever over ``source``: a corpus ``.jsonl`` (indexed as ``kind``, default
     ``"bm25"``), a directory written by ``save`` or by ``deepresearch index build``
-    (its kind comes from the manifest; a ``kind`` given too must agree). ``kwargs`` go
+    (its kind comes from the manifest; a ``kind`` given too must agree, where
+    ``"dense"`` agrees with every dense kind: flat, hnsw, ivfpq). ``kwargs`` go
     to ``from_jsonl``, ``load`` or ``open_built_index`` (e.g. ``config=DenseConfig(...)``,
     ``device="cuda"``, ``nprobe=64``).
 
@@ -40,8 +41,11 @@ def load_retriever(source: str | Path, kind: str | None = None, *, cache: bool =
     if path.is_dir():
         manifest = read_manifest(path)
         saved_kind = manifest["kind"]
-        if kind is not None and kind != saved_kind:
-            raise ValueError(f"{path} holds a {saved_kind!r} index, but kind={kind!r} was asked for")
+        if not kind_fits(kind, saved_kind):
+            raise ValueError(
+                f"{path} holds a {saved_kind!r} index, but kind={kind!r} was asked for "
+                "(leave the kind unset to use the index's own)"
+            )
         if manifest["format_version"] == BUILT_FORMAT_VERSION:
             build = partial(open_built_index, path, **kwargs)
         elif saved_kind in RETRIEVER_KINDS:
@@ -65,6 +69,12 @@ def load_retriever(source: str | Path, kind: str | None = None, *, cache: bool =
         if key not in _cache:
             _cache[key] = build()
         return _cache[key]
+
+
+def kind_fits(asked: str | None, saved: str) -> bool:
+    """Whether an index of kind ``saved`` serves a request for ``asked`` (None: any);
+    "dense" names the family, so a README's ``retriever="dense"`` opens a built flat index."""
+    return asked is None or asked == saved or (asked == "dense" and saved in DENSE_KINDS)
 
 
 def clear_retriever_cache() -> None:
