@@ -277,19 +277,29 @@ def fake_hits(query: str, k: int, urls: list[str] | None = None) -> list[tuple[s
 
 @dataclass
 class ProviderBehaviour:
-    """What the provider server does: answer, or fail with a status / reset for every request."""
+    """What the provider server does: answer, or fail (status, reset, stall, bad body) for every request."""
 
     api_key: str
     fail_status: int | None = None
     retry_after: str | None = None
     reset: bool = False
     urls: list[str] | None = None  # result links; default example.org links derived from the query
+    delay_s: float = 0.0  # wait before answering (longer than the client's read timeout: a timeout)
+    body: bytes | None = None  # answer 200 with these raw bytes instead of the provider's JSON
+
+    def heal(self) -> None:
+        """Answer normally from now on."""
+        self.fail_status, self.retry_after, self.reset, self.delay_s, self.body = None, None, False, 0.0, None
 
 
 def _guarded(behaviour: ProviderBehaviour, authorised: Callable[[Request], bool], answer: Route) -> Route:
     def route(handler: RouteHandler, request: Request) -> None:
+        if behaviour.delay_s:
+            time.sleep(behaviour.delay_s)
         if behaviour.reset:
             handler.reset_connection()
+        elif behaviour.body is not None:
+            handler.send_body(200, "application/json", behaviour.body)
         elif behaviour.fail_status:
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
             handler.send_json({"error": "unavailable"}, behaviour.fail_status, headers)

@@ -15,15 +15,36 @@ from typing import Any, Protocol, runtime_checkable
 
 from deepresearch.envs.documents import Document
 from deepresearch.envs.web.ratelimit import TokenBucket, shared_bucket
-from deepresearch.envs.web.jsonhttp import request_json
-from deepresearch.envs.web.retry import RetryPolicy
+from deepresearch.envs.web.jsonhttp import HttpStatusError, request_json
+from deepresearch.envs.web.retry import RetriesExhausted, RetryPolicy
 from deepresearch.envs.web.safety import redact
 
 logger = logging.getLogger(__name__)
 
 
 class ProviderError(Exception):
-    """A search request failed; the message is redacted and safe to log."""
+    """A search request failed; the message (``search failed: <provider> <reason>``) is safe to show the model."""
+
+
+def failure_reason(error: Exception) -> str:
+    """Why a provider call failed, in words the model can read: no URLs, keys or library internals."""
+    import requests
+
+    suffix = ""
+    if isinstance(error, RetriesExhausted):
+        suffix = f" after {error.attempts} attempts" if error.attempts > 1 else ""
+        error = error.last
+    if isinstance(error, HttpStatusError) and error.status in (401, 403):
+        return f"rejected the API key (HTTP {error.status})"
+    if isinstance(error, HttpStatusError):
+        return f"answered HTTP {error.status}{suffix}"
+    if isinstance(error, requests.Timeout):
+        return f"timed out{suffix}"
+    if isinstance(error, ValueError):  # requests' JSONDecodeError is one
+        return "returned malformed JSON"
+    if isinstance(error, requests.ConnectionError):
+        return f"could not be reached{suffix}"
+    return f"failed ({type(error).__name__})"
 
 
 @runtime_checkable
@@ -75,7 +96,7 @@ class HttpSearchProvider:
         request = self.build_request(query, k)
         try:
             if self.limiter is not None and not self.limiter.acquire(timeout_s=sum(self.timeout_s)):
-                raise ProviderError(f"{self.name} search skipped: waited too long for the local rate limit")
+                raise ProviderError(f"search failed: {self.name} was not called (local rate limit saturated)")
             payload = request_json(
                 request.method,
                 request.url,
@@ -85,13 +106,15 @@ class HttpSearchProvider:
                 params=request.params,
                 body=request.json,
             )
+            if not isinstance(payload, dict):
+                raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
             hits = self.parse(payload)
         except ProviderError:
             raise
         except Exception as error:  # noqa: BLE001 - every failure becomes a redacted ProviderError
-            message = redact(f"{self.name} search failed: {type(error).__name__}: {error}", (self.api_key,))
-            logger.warning(message)
-            raise ProviderError(message) from None
+            secrets = (self.api_key,)
+            logger.warning(redact(f"{self.name} search failed: {type(error).__name__}: {error}", secrets))
+            raise ProviderError(redact(f"search failed: {self.name} {failure_reason(error)}", secrets)) from None
         seen: set[str] = set()
         documents = []
         for url, title, snippet in hits:

@@ -59,7 +59,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class RetriesExhausted(Exception):
-    """The last failure after every attempt; ``str()`` is the reason (never a secret)."""
+    """A transient failure that outlived every attempt; ``last`` is the final error.
+
+    Callers tell "the provider kept failing" from "the request was refused" by
+    type, and ``str()`` says how many attempts were made (never a secret).
+    """
+
+    def __init__(self, last: Exception, attempts: int) -> None:
+        super().__init__(f"{last} (after {attempts} attempt{'s' if attempts != 1 else ''})")
+        self.last = last
+        self.attempts = attempts
 
 
 def call_with_retries(
@@ -70,15 +79,17 @@ def call_with_retries(
 ) -> Any:
     """Run ``attempt`` until it returns; ``is_transient(error)`` says whether to retry and any ``Retry-After``.
 
-    A non-transient error is re-raised at once; transient ones are retried up to
-    ``policy.max_attempts`` and then re-raised as the last error.
+    A non-transient error is re-raised at once; a transient one still failing
+    after ``policy.max_attempts`` becomes ``RetriesExhausted``.
     """
     for number in range(policy.max_attempts):
         try:
             return attempt()
         except Exception as error:  # noqa: BLE001 - classified just below
             transient, retry_after = is_transient(error)
-            if not transient or number == policy.max_attempts - 1:
+            if not transient:
                 raise
+            if number == policy.max_attempts - 1:
+                raise RetriesExhausted(error, policy.max_attempts) from error
             sleep(policy.backoff(number, retry_after))
     raise AssertionError("unreachable")  # pragma: no cover
