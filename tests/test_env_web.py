@@ -24,7 +24,9 @@ def site():
 
 @pytest.fixture
 def provider(site):
-    with LoopbackServer(provider_routes("serper", ProviderBehaviour(KEY, urls=[site.url + p for p in PAGES]))) as running:
+    behaviour = ProviderBehaviour(KEY, urls=[site.url + p for p in PAGES])
+    with LoopbackServer(provider_routes("serper", behaviour)) as running:
+        running.behaviour = behaviour
         yield running
 
 
@@ -95,6 +97,33 @@ def test_model_chosen_private_urls_are_refused_by_default(provider, tmp_path):
     env.reset(options=QUESTION)
     observation, *_ = env.step(browse_call(provider.url + "/search"))
     assert "Could not read" in observation and ("private" in observation or "not allowed" in observation or "refused" in observation)
+
+
+@pytest.mark.parametrize("protocol", ["tool_call", "research", "search_r1"])
+def test_a_search_outage_is_an_observation_not_no_results(provider, tmp_path, protocol):
+    env = make_env(provider, tmp_path, protocol=protocol)
+    env.reset(options=QUESTION)
+    provider.behaviour.fail_status = 503
+    search = search_call("Marie Curie") if protocol == "tool_call" else "<search> Marie Curie </search>"
+    observation, reward, terminated, truncated, info = env.step(search)
+    assert "search failed: serper answered HTTP 503" in observation and "No results found" not in observation
+    assert not terminated and KEY not in info["transcript"]
+    provider.behaviour.heal()
+    observation, *_ = env.step(search)  # the outage was not cached
+    assert "search failed" not in observation and "Marie Curie - result 0" in observation
+
+
+def test_browsing_only_urls_seen_in_this_episodes_searches(provider, site, tmp_path):
+    env = make_env(provider, tmp_path, browse_only_seen_urls=True)
+    env.reset(options=QUESTION)
+    unseen, *_ = env.step(browse_call(site.url + "/wiki/Marie_Curie"))
+    assert "Could not read" in unseen
+    env.step(search_call("Marie Curie"))
+    seen, *_ = env.step(browse_call(site.url + "/wiki/Marie_Curie"))
+    assert "Warsaw" in seen
+    env.reset(options=QUESTION)  # a new episode forgets what earlier searches returned
+    again, *_ = env.step(browse_call(site.url + "/wiki/Marie_Curie"))
+    assert "Could not read" in again
 
 
 def test_browsing_only_urls_seen_in_this_episodes_searches(provider, site, tmp_path):

@@ -67,13 +67,31 @@ def test_batched_search_dedupes_caches_and_keeps_order(provider, site, tmp_path)
     assert backend.cache.stats()["hits"] >= 2
 
 
-def test_provider_outage_is_an_empty_result_not_an_exception(provider, tmp_path, caplog) -> None:
-    backend = backend_for(provider, tmp_path)
-    provider.behaviour.fail_status = 503
+@pytest.mark.parametrize(
+    "failure, message",
+    [
+        (dict(fail_status=503), "search failed: serper answered HTTP 503 after 2 attempts"),
+        (dict(delay_s=1.5), "search failed: serper timed out after 2 attempts"),
+        (dict(body=b"<html>Bad gateway</html>"), "search failed: serper returned malformed JSON"),
+        (dict(reset=True), "search failed: serper could not be reached after 2 attempts"),
+        (dict(), "search failed: serper rejected the API key (HTTP 401)"),  # with a wrong key, below
+    ],
+)
+def test_provider_failure_is_a_clear_uncached_result(provider, tmp_path, caplog, monkeypatch, failure, message) -> None:
+    for name, value in failure.items():
+        setattr(provider.behaviour, name, value)
+    if not failure:
+        monkeypatch.setenv("SERPER_API_KEY", "wrong-secret-key-31337")
+    backend = backend_for(provider, tmp_path, search_timeout_s=(0.5, 0.5))
     with caplog.at_level(logging.WARNING):
-        assert backend.search(["anything"], k=3) == [[]]
-    assert len(backend.cache) == 0  # failures are not cached
-    assert KEY not in caplog.text
+        (results,) = backend.search(["anything"], k=3)
+    assert [(doc.id, doc.contents) for doc in results] == [("", message)]  # not "No results found."
+    assert len(backend.cache) == 0  # a failure is not cached as an empty result
+    assert KEY not in message + caplog.text and "wrong-secret-key-31337" not in message + caplog.text
+    provider.behaviour.heal()
+    monkeypatch.setenv("SERPER_API_KEY", KEY)
+    healed = backend_for(provider, tmp_path).search(["anything"], k=3)  # same cache file
+    assert [len(docs) for docs in healed] == [3] and healed[0][0].id.startswith("http://127.0.0.1")
 
 
 def test_browse_returns_relevant_passages_and_caches_pages(provider, site, tmp_path) -> None:

@@ -1,8 +1,9 @@
 """``WebBackend``: the live web as a ``ToolBackend`` (search with a provider, browse pages).
 
-Everything that can go wrong on the network comes back as a value: an empty
-result list for a failed search, ``PageResult(error=...)`` for a page that could
-not be read. Only bad configuration raises, and it does so at construction.
+Everything that can go wrong on the network comes back as a value: a single
+"search failed: ..." hit for a failed search (so the model can tell an outage
+from "No results found."), ``PageResult(error=...)`` for a page that could not
+be read. Only bad configuration raises, and it does so at construction.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ class WebConfig:
             raise ValueError("allowlist must be a tuple of hosts/networks, not a string")
 
 
+def failure_document(reason: str) -> Document:
+    """A failed search as the one hit the model reads: an outage must not look like "No results found."."""
+    message = reason if reason.startswith("search failed") else f"search failed: {reason}"
+    return Document(id="", title=message, text="", contents=message)  # every protocol shows the whole message
+
+
 class WebBackend:
     """Search through a ``SearchProvider``, browse through a ``PageFetcher``, cache both."""
 
@@ -106,12 +113,11 @@ class WebBackend:
             return [Document(**record) for record in cached]
         try:
             documents = self.provider.search_one(query, k)
-        except ProviderError as error:
-            logger.warning("search for %r returned nothing: %s", query[:200], error)
-            return []
+        except ProviderError as error:  # already redacted and logged by the provider; never cached
+            return [failure_document(str(error))]
         except Exception as error:  # noqa: BLE001 - a provider bug must not stop training
             logger.exception("search provider raised %s", redact(type(error).__name__))
-            return []
+            return [failure_document(f"{self.provider.name} raised {redact(type(error).__name__)}")]
         self._cache_put(key, [{**doc.to_record(), "score": doc.score} for doc in documents])
         return documents
 
