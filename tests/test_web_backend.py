@@ -7,10 +7,28 @@ import time
 from pathlib import Path
 
 import pytest
-from web_servers import LoopbackServer, ProviderBehaviour, hostile_routes, provider_routes, reader_routes, site_routes
+from web_servers import (
+    LoopbackServer,
+    ProviderBehaviour,
+    fake_dns,
+    hostile_routes,
+    provider_routes,
+    reader_routes,
+    site_routes,
+)
 
 from deepresearch.envs.tools import ToolBackend
-from deepresearch.envs.web import FetchConfig, LLMReaderConfig, ReadingConfig, RetryPolicy, WebBackend, make_web_backend
+from deepresearch.envs.web import (
+    FetchConfig,
+    LLMReaderConfig,
+    PageFetcher,
+    ReadingConfig,
+    RetryPolicy,
+    UrlPolicy,
+    WebBackend,
+    make_web_backend,
+)
+from deepresearch.envs.web.cache import page_key
 
 KEY = "serper-secret-4d9e0b1f"
 SITE_PATHS = ["/wiki/Marie_Curie", "/wiki/Mariana_Trench", "/tides.txt"]
@@ -128,6 +146,45 @@ def test_default_policy_refuses_loopback_pages(provider, site, tmp_path) -> None
     backend = backend_for(provider, tmp_path, allowlist=())
     (result,) = backend.browse([site.url + "/wiki/Marie_Curie"], "q", None)
     assert "private or reserved address" in result.error
+
+
+def with_policy(backend: WebBackend, *allowlist: str) -> WebBackend:
+    """The same provider, cache and settings under another URL policy; ``site.test`` resolves to 127.0.0.1."""
+    policy = UrlPolicy(allowlist=allowlist, resolver=fake_dns({"site.test": ["127.0.0.1"]}))
+    return WebBackend(backend.provider, PageFetcher(policy, backend.config.fetch), backend.cache, backend.config)
+
+
+def test_a_page_cached_under_a_permissive_policy_is_refused_by_the_default_one(provider, site, tmp_path) -> None:
+    url = site.url + "/wiki/Marie_Curie"
+    (lax,) = backend_for(provider, tmp_path).browse([url], "Where was Curie born?", None)
+    assert "Warsaw" in lax.text
+    served = len(site.requests)
+    (strict,) = backend_for(provider, tmp_path, allowlist=()).browse([url], "Where was Curie born?", None)  # same file
+    assert strict.error == f"could not fetch {url}: refused {url!r}: it points to a private or reserved address"
+    assert strict.text == "" and len(site.requests) == served
+
+
+def test_a_cached_page_is_refused_when_a_redirect_it_came_through_is(provider, site, tmp_path) -> None:
+    base = backend_for(provider, tmp_path)
+    url = f"http://site.test:{site.port}/old/curie"  # -> /moved/curie -> http://127.0.0.1:<port>/wiki/Marie_Curie
+    (lax,) = with_policy(base, "site.test", "127.0.0.1").browse([url], "Where was Curie born?", None)
+    assert "Warsaw" in lax.text
+    served = len(site.requests)
+    (strict,) = with_policy(base, "site.test").browse([url], "Where was Curie born?", None)
+    target = site.url + "/wiki/Marie_Curie"
+    assert strict.error == f"could not fetch {url}: refused {target!r}: it points to a private or reserved address"
+    (again,) = with_policy(base, "site.test", "127.0.0.1").browse([url], "Where was Curie born?", None)
+    assert "Warsaw" in again.text and len(site.requests) == served  # both answers came from the cache record
+
+
+def test_a_cached_page_without_its_redirects_is_fetched_again(provider, site, tmp_path) -> None:
+    backend = backend_for(provider, tmp_path)
+    url = site.url + "/old/curie"
+    backend.cache.put(page_key(url), "Text cached by an older version, which kept no redirects.")
+    served = len(site.requests)
+    (result,) = backend.browse([url], "Where was Curie born?", None)
+    assert "Warsaw" in result.text and len(site.requests) == served + 3  # every hop fetched and checked
+    assert backend.cache.get(page_key(url))["redirects"] == [site.url + "/moved/curie", site.url + "/wiki/Marie_Curie"]
 
 
 def test_browse_only_seen_urls_until_reset(provider, site, tmp_path) -> None:

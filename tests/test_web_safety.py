@@ -7,7 +7,7 @@ import socket
 import subprocess
 
 import pytest
-from web_servers import LoopbackServer, hostile_routes, site_routes
+from web_servers import LoopbackServer, fake_dns, hostile_routes, site_routes
 
 from deepresearch.envs.web import FetchConfig, FetchError, PageFetcher, UnsafeUrlError, UrlPolicy, redact
 
@@ -24,15 +24,6 @@ def connections(monkeypatch) -> list:
 
     monkeypatch.setattr(socket.socket, "connect", spy)
     return seen
-
-
-def fake_dns(table: dict[str, list[str]]):
-    def resolve(host: str, port: int) -> list[str]:
-        if host in table:
-            return table[host]
-        return [host]  # IP literals resolve to themselves
-
-    return resolve
 
 
 @pytest.mark.parametrize(

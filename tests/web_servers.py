@@ -265,6 +265,15 @@ def hostile_routes() -> dict[str, Route]:
     }
 
 
+def fake_dns(table: dict[str, list[str]]) -> Callable[[str, int], list[str]]:
+    """A ``UrlPolicy`` resolver: names in ``table`` resolve to its addresses, IP literals to themselves."""
+
+    def resolve(host: str, port: int) -> list[str]:
+        return table.get(host, [host])
+
+    return resolve
+
+
 # --- search providers ------------------------------------------------------------------------------
 
 

@@ -142,12 +142,23 @@ class WebBackend:
             return PageResult(url=url, error=f"could not read {url}: {type(error).__name__}")
 
     def _page_text(self, url: str) -> str:
+        """The page's text; the policy is applied before the cache, which other policies may have filled.
+
+        A cached record keeps the redirects the page was reached through, and each
+        is vetted again, so a page that a lax policy fetched via a private hop is
+        not served to a strict one. Records without them (older caches) are refetched.
+        """
+        self.browser.check(url)
         key = page_key(url)
         cached = self._cache_get(key)
-        if cached is not None:
-            return cached
-        text = extract_text(self.browser.fetch(url))
-        self._cache_put(key, text)
+        record = cached if isinstance(cached, dict) else {}
+        if isinstance(record.get("text"), str) and isinstance(record.get("redirects"), list):
+            for hop in record["redirects"]:
+                self.browser.check(str(hop), origin=url)
+            return record["text"]
+        page = self.browser.fetch(url)
+        text = extract_text(page)
+        self._cache_put(key, {"text": text, "redirects": list(page.redirects)})
         return text
 
     def _select(self, text: str, question: str, query: str | None) -> str:

@@ -9,7 +9,7 @@ and a watchdog shuts the socket at the total deadline.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urljoin
 
 from deepresearch.envs.web.safety import UnsafeUrlError, UrlPolicy, redact
@@ -51,6 +51,7 @@ class FetchedPage:
     charset: str | None
     body: bytes
     truncated: bool
+    redirects: tuple[str, ...] = ()  # every URL redirected to, in order; the last one is ``final_url``
 
 
 def parse_content_type(header: str | None) -> tuple[str, str | None]:
@@ -82,19 +83,30 @@ class PageFetcher:
         self.policy = policy or UrlPolicy()
         self.config = config or FetchConfig()
 
+    def check(self, url: str, origin: str | None = None) -> None:
+        """The policy's verdict on ``url`` (a hop on the way to ``origin``) without connecting.
+
+        Lets a caller vet a URL, and the redirects recorded with a cached page,
+        before serving anything from a cache another policy may have filled.
+        """
+        try:
+            self.policy.check(url)
+        except UnsafeUrlError as error:
+            raise FetchError(f"could not fetch {origin or url}: {error}") from None
+
     def fetch(self, url: str) -> FetchedPage:
         import requests
 
         started = time.monotonic()
         current = url
-        visited: set[str] = set()
+        visited: list[str] = []
         with Watchdog(self.config.deadline_s) as watchdog:
             try:
                 for _ in range(self.config.max_redirects + 1):
-                    visited.add(current)
+                    visited.append(current)
                     page_or_next = self._hop(url, current, watchdog, started)
                     if isinstance(page_or_next, FetchedPage):
-                        return page_or_next
+                        return replace(page_or_next, redirects=tuple(visited[1:]))
                     if page_or_next in visited:
                         raise FetchError(f"could not fetch {url}: redirect loop")
                     current = page_or_next
