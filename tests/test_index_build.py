@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from test_retrieval_cases import KNOWN_ANSWERS, assert_same_results, nq_questions, ranked_ids, write_corpus
 
+from deepresearch.cli import build_parser
 from deepresearch.cli import main as cli_main
 from deepresearch.envs.documents import read_corpus
 from deepresearch.envs.retrieval import (
@@ -33,6 +34,7 @@ from deepresearch.envs.retrieval import (
     load_retriever,
     open_built_index,
 )
+from deepresearch.envs.retrieval.cli import build_config
 from deepresearch.envs.retrieval.passage_store import PassageStore, scan_corpus
 
 DENSE_SUBSET = 64
@@ -83,6 +85,17 @@ def test_cli_build_then_load_and_a_rebuild_is_a_no_op(wiki400: Path, tmp_path: P
     assert (out / "manifest.json").stat().st_mtime_ns == stamp
     question, answer_ids, _ = KNOWN_ANSWERS[1]
     assert answer_ids & set(ranked_ids(load_retriever(out).search([question], 3))[0])
+
+
+def test_cli_flags_reach_every_index_parameter(tmp_path: Path) -> None:
+    parser, _ = build_parser("index")
+    base = ["index", "build", "--corpus", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "i"), "--model", "m"]
+    defaults = build_config(parser.parse_args(base))
+    assert defaults == IndexBuildConfig(tmp_path / "c.jsonl", tmp_path / "i", model="m", show_progress=True)
+    flags = {"ef_construction": 40, "ef_search": 16, "pq_bits": 4, "train_size": 500, "hnsw_m": 8, "ivf_lists": 12, "pq_m": 24}
+    argv = [*base, *itertools.chain.from_iterable(("--" + name.replace("_", "-"), str(value)) for name, value in flags.items())]
+    config = build_config(parser.parse_args(argv))
+    assert {name: getattr(config, name) for name in flags} == flags
 
 
 def test_other_settings_and_foreign_dirs_are_refused(wiki400: Path, tmp_path: Path) -> None:
@@ -199,3 +212,13 @@ def test_hnsw_and_ivfpq_find_what_flat_finds(dense_corpus: Path, minilm: Any, tm
         found = ranked_ids(approximate.search(queries, 5))
         recall = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, exact)])
         assert recall >= 0.9, (kind, recall)  # IVF-PQ re-scores its shortlist exactly (refine=4)
+
+
+@pytest.mark.slow
+def test_cli_hnsw_build_records_its_graph_parameters(dense_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hnsw"
+    argv = ["index", "build", "--corpus", str(dense_corpus), "--out", str(out), "--model", minilm_path(), "--kind", "hnsw"]
+    assert cli_main([*argv, "--hnsw-m", "8", "--ef-construction", "40", "--ef-search", "16", "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["params"] == {"m": 8, "ef_construction": 40, "ef_search": 16}
+    assert len(load_retriever(out).search([KNOWN_ANSWERS[1][0]], 3)[0]) == 3

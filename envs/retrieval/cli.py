@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import fields
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from deepresearch.envs.retrieval.index_build import IndexBuildConfig
 
 Handler = Callable[[argparse.Namespace], int]
+# IndexBuildConfig's integer index parameters, each a flag; the defaults are the config's.
+TUNING_FLAGS = {
+    "hnsw_m": "HNSW: neighbours per node",
+    "ef_construction": "HNSW: candidate list size while building",
+    "ef_search": "HNSW: candidate list size while searching (recall vs speed)",
+    "ivf_lists": "IVF-PQ: inverted lists (None: 4 * sqrt(count))",
+    "pq_m": "IVF-PQ: sub-quantizers (None: dimension / 8)",
+    "pq_bits": "IVF-PQ: bits per sub-quantizer code",
+    "nprobe": "IVF-PQ: lists probed per query",
+    "refine": "IVF-PQ: re-score refine*k candidates exactly (1 = off)",
+    "train_size": "IVF-PQ: vectors sampled to train the quantizers",
+}
 
 
 def configure_index(parser: argparse.ArgumentParser) -> Handler:
+    from deepresearch.envs.retrieval.index_build import IndexBuildConfig
+
     commands = parser.add_subparsers(dest="index_command", required=True)
     build = commands.add_parser("build", help="build a flat/hnsw/ivfpq/bm25 index of a corpus .jsonl (resumable)")
     build.add_argument("--corpus", required=True, type=Path, help="wiki-18 style .jsonl (id + contents, or title/text)")
@@ -23,20 +41,26 @@ def configure_index(parser: argparse.ArgumentParser) -> Handler:
     build.add_argument("--chunk-size", type=int, default=4096, help="passages encoded per resumable step")
     build.add_argument("--batch-size", type=int, default=64)
     build.add_argument("--device", default="cpu")
-    build.add_argument("--hnsw-m", type=int, default=32)
-    build.add_argument("--ivf-lists", type=int, default=None)
-    build.add_argument("--pq-m", type=int, default=None)
-    build.add_argument("--nprobe", type=int, default=32)
-    build.add_argument("--refine", type=int, default=4, help="IVF-PQ: re-score refine*k candidates exactly (1 = off)")
+    defaults = {field.name: field.default for field in fields(IndexBuildConfig)}
+    for name, help_text in TUNING_FLAGS.items():
+        build.add_argument("--" + name.replace("_", "-"), type=int, default=defaults[name], help=f"{help_text} (default: %(default)s)")
     build.add_argument("--overwrite", action="store_true", help="discard an index of other settings in --out")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     return _build
 
 
 def _build(args: argparse.Namespace) -> int:
-    from deepresearch.envs.retrieval.index_build import IndexBuildConfig, build_index
+    from deepresearch.envs.retrieval.index_build import build_index
 
-    config = IndexBuildConfig(
+    print(build_index(build_config(args), overwrite=args.overwrite))
+    return 0
+
+
+def build_config(args: argparse.Namespace) -> "IndexBuildConfig":
+    """The ``IndexBuildConfig`` that ``index build``'s arguments describe."""
+    from deepresearch.envs.retrieval.index_build import IndexBuildConfig
+
+    return IndexBuildConfig(
         corpus=args.corpus,
         out=args.out,
         kind=args.kind,
@@ -47,15 +71,9 @@ def _build(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         batch_size=args.batch_size,
         device=args.device,
-        hnsw_m=args.hnsw_m,
-        ivf_lists=args.ivf_lists,
-        pq_m=args.pq_m,
-        nprobe=args.nprobe,
-        refine=args.refine,
         show_progress=not args.quiet,
+        **{name: getattr(args, name) for name in TUNING_FLAGS},
     )
-    print(build_index(config, overwrite=args.overwrite))
-    return 0
 
 
 def configure_serve(parser: argparse.ArgumentParser) -> Handler:
