@@ -95,8 +95,10 @@ def test_tag_protocols_search_and_browse_on_the_web(provider, site, tmp_path, pr
 def test_model_chosen_private_urls_are_refused_by_default(provider, tmp_path):
     env = make_env(provider, tmp_path, allowlist=())
     env.reset(options=QUESTION)
-    observation, *_ = env.step(browse_call(provider.url + "/search"))
-    assert "Could not read" in observation and ("private" in observation or "not allowed" in observation or "refused" in observation)
+    url = provider.url + "/search"
+    observation, *_ = env.step(browse_call(url))
+    assert f"could not fetch {url}: refused {url!r}: it points to a private or reserved address" in observation
+    assert provider.requests == []  # refused before any connection
 
 
 @pytest.mark.parametrize("protocol", ["tool_call", "research", "search_r1"])
