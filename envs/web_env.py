@@ -31,19 +31,22 @@ def make_web_env(
     Args:
         dataset: a QA file (FlashRAG jsonl, HotpotQA, MuSiQue), a list of files, or ``QAItem``s;
             None = pass each question with ``reset(options={"question": ..., "golden_answers": ...})``.
-        backend: a ready ``ToolBackend`` (e.g. one shared by several envs); default: one built
-            from the ``WebConfig`` fields among ``kwargs`` (provider, provider_base_url,
-            cache_path, allowlist, browse_only_seen_urls, ...).
+        backend: a ready ``ToolBackend``; a ``WebBackend`` may be shared by several envs (each
+            gets its own ``WebEpisode``: its own seen-URL list, and closing the env leaves the
+            shared backend open). Default: one built, and owned, from the ``WebConfig`` fields
+            among ``kwargs`` (provider, provider_base_url, cache_path, allowlist, browse_only_seen_urls, ...).
         **kwargs: ``EnvConfig`` fields (protocol — default ``tool_call`` —, reward, top_k,
             max_turns, ...) and ``WebConfig`` fields, told apart by name.
     """
     env_kwargs = {key: value for key, value in kwargs.items() if key in ENV_FIELDS}
     web_kwargs = {key: value for key, value in kwargs.items() if key not in ENV_FIELDS}
-    if backend is None:
-        from deepresearch.envs.web import make_web_backend
+    from deepresearch.envs.web import WebBackend, make_web_backend
 
-        backend = make_web_backend(**web_kwargs)
+    if backend is None:
+        backend = make_web_backend(**web_kwargs).episode(owns_backend=True)
     elif web_kwargs:
         raise TypeError(f"pass either a backend or web settings, not both: {sorted(web_kwargs)}")
+    elif isinstance(backend, WebBackend):
+        backend = backend.episode()
     config = EnvConfig(**{"protocol": "tool_call", **env_kwargs})
     return SearchEnv(backend, resolve_questions(dataset, split, limit), config, render_mode=render_mode)

@@ -9,7 +9,7 @@ import pytest
 from web_servers import LoopbackServer, ProviderBehaviour, hostile_routes, provider_routes, site_routes
 
 import deepresearch  # noqa: F401
-from deepresearch.envs.web import FetchConfig, RetryPolicy
+from deepresearch.envs.web import FetchConfig, RetryPolicy, make_web_backend
 
 KEY = "serper-key-for-env-tests"
 PAGES = ["/wiki/Marie_Curie", "/wiki/Mariana_Trench"]
@@ -35,7 +35,7 @@ def api_key(monkeypatch):
     monkeypatch.setenv("SERPER_API_KEY", KEY)
 
 
-def make_env(provider, tmp_path, **kwargs):
+def web_settings(provider, tmp_path, **overrides) -> dict:
     settings = dict(
         provider="serper",
         provider_base_url=provider.url,
@@ -43,9 +43,12 @@ def make_env(provider, tmp_path, **kwargs):
         allowlist=("127.0.0.1",),
         fetch=FetchConfig(connect_timeout_s=1.0, read_timeout_s=1.0, deadline_s=2.0),
         retry=RetryPolicy(max_attempts=1),
-        max_turns=5,
     )
-    return gym.make("DeepResearch-Web-v0", **{**settings, **kwargs})
+    return {**settings, **overrides}
+
+
+def make_env(provider, tmp_path, **kwargs):
+    return gym.make("DeepResearch-Web-v0", **web_settings(provider, tmp_path, max_turns=5, **kwargs))
 
 
 def search_call(query):
@@ -128,17 +131,18 @@ def test_browsing_only_urls_seen_in_this_episodes_searches(provider, site, tmp_p
     assert "Could not read" in again
 
 
-def test_browsing_only_urls_seen_in_this_episodes_searches(provider, site, tmp_path):
-    env = make_env(provider, tmp_path, browse_only_seen_urls=True)
-    env.reset(options=QUESTION)
-    unseen, *_ = env.step(browse_call(site.url + "/wiki/Marie_Curie"))
-    assert "Could not read" in unseen
-    env.step(search_call("Marie Curie"))
-    seen, *_ = env.step(browse_call(site.url + "/wiki/Marie_Curie"))
-    assert "Warsaw" in seen
-    env.reset(options=QUESTION)  # a new episode forgets what earlier searches returned
-    again, *_ = env.step(browse_call(site.url + "/wiki/Marie_Curie"))
-    assert "Could not read" in again
+def test_envs_sharing_a_backend_keep_their_own_seen_urls(provider, site, tmp_path):
+    shared = make_web_backend(**web_settings(provider, tmp_path, browse_only_seen_urls=True))
+    first, second = (gym.make("DeepResearch-Web-v0", backend=shared, max_turns=5) for _ in range(2))
+    url = site.url + "/wiki/Marie_Curie"
+    first.reset(options=QUESTION)
+    first.step(search_call("Marie Curie"))
+    second.reset(options=QUESTION)  # must not clear the first env's list
+    assert "Warsaw" in first.step(browse_call(url))[0]
+    assert "only URLs from earlier search results" in second.step(browse_call(url))[0]  # nor share it
+    second.close()  # closing one env leaves the shared backend working for the other
+    assert "Marie Curie radium - result 0" in first.step(search_call("Marie Curie radium"))[0]
+    shared.close()
 
 
 def test_web_env_is_registered_nondeterministic_and_runs_questions_from_a_dataset(provider, tmp_path):

@@ -4,7 +4,7 @@ Importing this package is cheap: ``requests``, ``trafilatura`` and ``bs4`` (the
 ``web`` extra) are imported only when a request is made or a page is parsed.
 """
 
-from deepresearch.envs.web.backend import WebBackend, WebConfig, make_web_backend
+from deepresearch.envs.web.backend import WebBackend, WebConfig, WebEpisode, make_web_backend
 from deepresearch.envs.web.cache import WebCache, default_cache_path
 from deepresearch.envs.web.fetch import FetchConfig, FetchError, FetchedPage, PageFetcher
 from deepresearch.envs.web.llm_reader import LLMReader, LLMReaderConfig
@@ -45,6 +45,7 @@ __all__ = [
     "WebBackend",
     "WebCache",
     "WebConfig",
+    "WebEpisode",
     "default_cache_path",
     "make_provider",
     "make_web_backend",

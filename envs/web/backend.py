@@ -4,6 +4,9 @@ Everything that can go wrong on the network comes back as a value: a single
 "search failed: ..." hit for a failed search (so the model can tell an outage
 from "No results found."), ``PageResult(error=...)`` for a page that could not
 be read. Only bad configuration raises, and it does so at construction.
+
+One backend (pool, cache, rate limit) can serve many envs; each env talks to
+it through its own ``WebEpisode``, which keeps that env's seen-URL list.
 """
 
 from __future__ import annotations
@@ -68,8 +71,32 @@ def failure_document(reason: str) -> Document:
     return Document(id="", title=message, text="", contents=message)  # every protocol shows the whole message
 
 
+class SeenUrls:
+    """The URLs one episode's searches returned, for ``browse_only_seen_urls``; safe across threads."""
+
+    def __init__(self) -> None:
+        self._urls: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, results: list[list[Document]]) -> None:
+        with self._lock:
+            self._urls.update(doc.id for docs in results for doc in docs if doc.id)
+
+    def __contains__(self, url: object) -> bool:
+        with self._lock:
+            return url in self._urls
+
+    def clear(self) -> None:
+        with self._lock:
+            self._urls.clear()
+
+
 class WebBackend:
-    """Search through a ``SearchProvider``, browse through a ``PageFetcher``, cache both."""
+    """Search through a ``SearchProvider``, browse through a ``PageFetcher``, cache both.
+
+    Used directly it is one env's backend (``reset()`` clears its seen-URL list);
+    envs that share it each take an ``episode()`` so their lists stay apart.
+    """
 
     supports_browse = True
 
@@ -86,24 +113,26 @@ class WebBackend:
         self.config = config
         self.reader = LLMReader(config.reader) if config.reader else None
         self._pool = ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="web")
-        self._seen: set[str] = set()
-        self._seen_lock = threading.Lock()
+        self._seen = SeenUrls()
+
+    def episode(self, owns_backend: bool = False) -> "WebEpisode":
+        """A view for one env: its own seen-URL list over this backend's pool, cache and pacing."""
+        return WebEpisode(self, owns_backend)
 
     def reset(self) -> None:
-        """Forget the URLs searches returned: call at the start of each episode."""
-        with self._seen_lock:
-            self._seen.clear()
+        """Forget the URLs searches returned (direct use by one env): call at the start of each episode."""
+        self._seen.clear()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def search(self, queries: list[str], k: int) -> list[list[Document]]:
+    def search(self, queries: list[str], k: int, seen: SeenUrls | None = None) -> list[list[Document]]:
+        """Results per query; the URLs returned are added to ``seen`` (default: this backend's own list)."""
         k = max(1, min(int(k), self.config.top_k))
         unique = list(dict.fromkeys(q for q in queries if q and q.strip()))
         results = dict(zip(unique, self._pool.map(lambda q: self._search_one(q, k), unique)))
         answers = [results.get(q, []) if q and q.strip() else [] for q in queries]
-        with self._seen_lock:
-            self._seen.update(doc.id for docs in answers for doc in docs)
+        (self._seen if seen is None else seen).add(answers)
         return answers
 
     def _search_one(self, query: str, k: int) -> list[Document]:
@@ -121,16 +150,17 @@ class WebBackend:
         self._cache_put(key, [{**doc.to_record(), "score": doc.score} for doc in documents])
         return documents
 
-    def browse(self, urls: list[str], question: str, query: str | None) -> list[PageResult]:
-        return list(self._pool.map(lambda url: self._browse_one(url, question, query), urls))
+    def browse(
+        self, urls: list[str], question: str, query: str | None, seen: SeenUrls | None = None
+    ) -> list[PageResult]:
+        """One result per URL; with ``browse_only_seen_urls`` only URLs in ``seen`` (default: own list)."""
+        allowed = self._seen if seen is None else seen
+        return list(self._pool.map(lambda url: self._browse_one(url, question, query, allowed), urls))
 
-    def _browse_one(self, url: str, question: str, query: str | None) -> PageResult:
+    def _browse_one(self, url: str, question: str, query: str | None, seen: SeenUrls) -> PageResult:
         url = (url or "").strip()
-        if self.config.browse_only_seen_urls:
-            with self._seen_lock:
-                seen = url in self._seen
-            if not seen:
-                return PageResult(url=url, error=f"could not fetch {url}: only URLs from earlier search results can be browsed")
+        if self.config.browse_only_seen_urls and url not in seen:
+            return PageResult(url=url, error=f"could not fetch {url}: only URLs from earlier search results can be browsed")
         try:
             text = self._page_text(url)
             return PageResult(url=url, text=self._select(text, question, query))
@@ -188,6 +218,36 @@ class WebBackend:
             self.cache.put(key, value)
         except Exception as error:  # noqa: BLE001 - losing a cache write only costs a later refetch
             logger.warning("web cache write failed: %s", error)
+
+
+class WebEpisode:
+    """One env's ``ToolBackend`` over a ``WebBackend`` that several envs may share.
+
+    The seen-URL list lives here, not in the shared backend, so one env's
+    ``reset()`` or searches never change what another env may browse.
+    """
+
+    supports_browse = True
+
+    def __init__(self, backend: WebBackend, owns_backend: bool = False) -> None:
+        self.backend = backend
+        self.owns_backend = owns_backend
+        self.seen = SeenUrls()
+
+    def reset(self) -> None:
+        """A new episode: forget the URLs this env's searches returned."""
+        self.seen.clear()
+
+    def search(self, queries: list[str], k: int) -> list[list[Document]]:
+        return self.backend.search(queries, k, self.seen)
+
+    def browse(self, urls: list[str], question: str, query: str | None) -> list[PageResult]:
+        return self.backend.browse(urls, question, query, self.seen)
+
+    def close(self) -> None:
+        """Close the backend only if this env built it: closing one env must not break the others."""
+        if self.owns_backend:
+            self.backend.close()
 
 
 def make_web_backend(config: WebConfig | None = None, **overrides) -> WebBackend:
