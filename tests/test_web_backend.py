@@ -79,9 +79,10 @@ def test_batched_search_dedupes_caches_and_keeps_order(provider, site, tmp_path)
     assert [len(r) for r in results] == [2, 0, 2, 2]
     assert [d.id for d in results[0]] == [site.url + p for p in SITE_PATHS[:2]]
     assert results[0][0].contents == '"Marie Curie - result 0"\nSnippet 0 about Marie Curie.'
-    assert len(provider.requests) == 3  # "marie  curie" is a separate request in the batch, cached after
+    assert len(provider.requests) == 2  # "marie  curie" shares "Marie Curie"'s request: same cache key
+    assert [d.id for d in results[3]] == [d.id for d in results[0]]
     again = backend.search(["MARIE CURIE", "ocean trench"], k=2)
-    assert len(provider.requests) == 3 and [d.id for d in again[1]] == [d.id for d in results[2]]
+    assert len(provider.requests) == 2 and [d.id for d in again[1]] == [d.id for d in results[2]]
     assert backend.cache.stats()["hits"] >= 2
 
 

@@ -129,9 +129,15 @@ class WebBackend:
     def search(self, queries: list[str], k: int, seen: SeenUrls | None = None) -> list[list[Document]]:
         """Results per query; the URLs returned are added to ``seen`` (default: this backend's own list)."""
         k = max(1, min(int(k), self.config.top_k))
-        unique = list(dict.fromkeys(q for q in queries if q and q.strip()))
-        results = dict(zip(unique, self._pool.map(lambda q: self._search_one(q, k), unique)))
-        answers = [results.get(q, []) if q and q.strip() else [] for q in queries]
+        # One provider request per distinct cache key, so "Marie Curie" and "marie  curie" in one batch
+        # cost one call whatever the thread timing.
+        keys = [search_key(self.provider.name, q, k) if q and q.strip() else None for q in queries]
+        first_query: dict[str, str] = {}
+        for key, query in zip(keys, queries):
+            if key is not None:
+                first_query.setdefault(key, query)
+        results = dict(zip(first_query, self._pool.map(lambda q: self._search_one(q, k), first_query.values())))
+        answers = [results[key] if key is not None else [] for key in keys]
         (self._seen if seen is None else seen).add(answers)
         return answers
 
