@@ -3,70 +3,52 @@
 Rollout engines (vLLM or transformers, token ids in and out), batched multi-turn
 rollouts with env tokens masked, group-relative advantages, a masked PPO-clip
 loss, the trainer, SFT warm start, and the tiny offline model.
+
+Names are imported on first use (PEP 562), so ``deepresearch view`` or a replayed
+``deepresearch eval`` never pays for torch, which only the trainer and engines need.
 """
 
-from deepresearch.agents.advantages import AdvantageStats, group_advantages
-from deepresearch.agents.batch import RolloutBatch, collate_episodes
-from deepresearch.agents.config import GRPOConfig
-from deepresearch.agents.engines import Generation, RolloutEngine, SamplingConfig, make_engine
-from deepresearch.agents.eval_harness import EngineRunner, TextPolicyRunner, load_dataset, markdown_table, run_evaluation, summarize
-from deepresearch.agents.judge import LLMJudge
-from deepresearch.agents.logprobs import entropy_from_logits, selective_log_softmax
-from deepresearch.agents.metrics_log import read_metrics
-from deepresearch.agents.models import default_tiny_model, load_policy
-from deepresearch.agents.plots import plot_run
-from deepresearch.agents.policy_loss import PolicyLossConfig, policy_loss
-from deepresearch.agents.rollout import Episode, RolloutConfig, run_rollouts
-from deepresearch.agents.sft import SFTConfig, Trajectory, read_trajectories, sft_train
-from deepresearch.agents.text_policies import ChatPolicy, ReplayPolicy
-from deepresearch.agents.tiny_model import TinyModelConfig, build_tiny_model
-from deepresearch.agents.tokenization import TurnEncoder
-from deepresearch.agents.trainer import GRPOTrainer
-from deepresearch.agents.trl_adapter import TRLRolloutAdapter, env_reward
-from deepresearch.agents.viewer import episode_record, write_viewer
-from deepresearch.agents.warm_start import warm_start
+from __future__ import annotations
 
-__all__ = [
-    "AdvantageStats",
-    "ChatPolicy",
-    "EngineRunner",
-    "LLMJudge",
-    "ReplayPolicy",
-    "TRLRolloutAdapter",
-    "TextPolicyRunner",
-    "env_reward",
-    "episode_record",
-    "load_dataset",
-    "markdown_table",
-    "run_evaluation",
-    "summarize",
-    "write_viewer",
-    "Episode",
-    "GRPOConfig",
-    "GRPOTrainer",
-    "Generation",
-    "PolicyLossConfig",
-    "RolloutBatch",
-    "RolloutConfig",
-    "RolloutEngine",
-    "SFTConfig",
-    "SamplingConfig",
-    "TinyModelConfig",
-    "Trajectory",
-    "TurnEncoder",
-    "build_tiny_model",
-    "collate_episodes",
-    "default_tiny_model",
-    "entropy_from_logits",
-    "group_advantages",
-    "load_policy",
-    "make_engine",
-    "plot_run",
-    "policy_loss",
-    "read_metrics",
-    "read_trajectories",
-    "run_rollouts",
-    "selective_log_softmax",
-    "sft_train",
-    "warm_start",
-]
+import importlib
+from typing import Any
+
+# Submodule of deepresearch.agents -> the public names it defines.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "advantages": ("AdvantageStats", "group_advantages"),
+    "batch": ("RolloutBatch", "collate_episodes"),
+    "config": ("GRPOConfig",),
+    "engines": ("Generation", "RolloutEngine", "SamplingConfig", "make_engine"),
+    "eval_harness": ("EngineRunner", "TextPolicyRunner", "load_dataset", "markdown_table", "run_evaluation", "summarize"),
+    "judge": ("LLMJudge",),
+    "logprobs": ("entropy_from_logits", "selective_log_softmax"),
+    "metrics_log": ("read_metrics",),
+    "models": ("default_tiny_model", "load_policy"),
+    "plots": ("plot_run",),
+    "grpo_loss": ("PolicyLossConfig", "policy_loss"),
+    "rollout": ("Episode", "RolloutConfig", "run_rollouts"),
+    "sft": ("SFTConfig", "Trajectory", "read_trajectories", "sft_train"),
+    "text_policies": ("ChatPolicy", "ReplayPolicy"),
+    "tiny_model": ("TinyModelConfig", "build_tiny_model"),
+    "tokenization": ("TurnEncoder",),
+    "trainer": ("GRPOTrainer",),
+    "trl_adapter": ("TRLRolloutAdapter", "env_reward"),
+    "viewer": ("episode_record", "write_viewer"),
+    "oracle_warm_start": ("warm_start",),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from deepresearch.agents.batch import RolloutBatch
-from deepresearch.agents.logprobs import entropy_from_logits, selective_log_softmax
-from deepresearch.agents.policy_loss import PolicyLossConfig, policy_loss
+from deepresearch.agents.masked_forward import masked_next_token_logprobs
+from deepresearch.agents.grpo_loss import PolicyLossConfig, policy_loss
 
 
 @dataclass
@@ -39,15 +39,18 @@ def autocast_for(device: torch.device):
 
 
 def token_logprobs(model: Any, batch: RolloutBatch, temperature: float, with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
-    """``[B, L-1]`` log p(input_ids[:, 1:]) under ``model`` (and the entropy of each position)."""
+    """``[B, L-1]`` log p(input_ids[:, 1:]) under ``model`` on the loss positions (0 elsewhere),
+    and each loss position's entropy; the head runs only where ``loss_mask`` reads."""
     device = next(model.parameters()).device
-    input_ids = batch.input_ids.to(device)
     with autocast_for(device):
-        logits = model(input_ids=input_ids, attention_mask=batch.attention_mask.to(device)).logits[:, :-1]
-    logits = logits.float() / temperature
-    logprobs = selective_log_softmax(logits, input_ids[:, 1:])
-    entropy = entropy_from_logits(logits.detach()) if with_entropy else None
-    return logprobs, entropy
+        return masked_next_token_logprobs(
+            model,
+            batch.input_ids.to(device),
+            batch.attention_mask.to(device),
+            batch.loss_mask[:, 1:].to(device),
+            temperature,
+            with_entropy,
+        )
 
 
 def micro_batches(batch: RolloutBatch, size: int) -> list[list[int]]:

@@ -28,7 +28,7 @@ from deepresearch.agents.evaluation import episode_metrics, evaluate
 from deepresearch.agents.grpo_update import UpdateConfig, grpo_update
 from deepresearch.agents.metrics_log import MetricsLogger, console_line
 from deepresearch.agents.models import default_tiny_model, engine_weights, load_policy, resolve_device
-from deepresearch.agents.policy_loss import PolicyLossConfig
+from deepresearch.agents.grpo_loss import PolicyLossConfig
 from deepresearch.agents.rollout import RolloutConfig, run_rollouts
 from deepresearch.agents.sampler import QuestionSampler
 from deepresearch.agents.tokenization import TurnEncoder

@@ -17,7 +17,7 @@ from agents_helpers import FixedOutputEngine, tiny_policy
 from deepresearch.agents import GRPOConfig, GRPOTrainer, SFTConfig, TurnEncoder, read_metrics, sft_train
 from deepresearch.agents.checkpoint import complete_checkpoints
 from deepresearch.agents.engines.base import Generation
-from deepresearch.agents.sft import Trajectory, Turn, encode_trajectory
+from deepresearch.agents.sft import Trajectory, Turn, encode_trajectory, lr_factor
 
 TINY_RUN = dict(
     engine="hf",
@@ -46,6 +46,11 @@ def test_sft_lowers_the_loss_on_policy_tokens():
     trajectory = Trajectory("Q: where?", [], [Turn("policy", "<search> Jerved Gruvar born </search>"), Turn("env", "\n<result>\nx\n</result>\n"), Turn("policy", "<answer> \\boxed{Phokaelmath} </answer>")])
     losses = sft_train(model, tokenizer, [trajectory], SFTConfig(steps=30, batch_size=2, learning_rate=3e-3), TurnEncoder(tokenizer, "text"))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_sft_learning_rate_decays_linearly_and_restarts():
+    assert [lr_factor(step, SFTConfig(steps=4)) for step in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    assert [lr_factor(step, SFTConfig(steps=6, restart_every=3)) for step in range(6)] == pytest.approx([1, 2 / 3, 1 / 3] * 2)
 
 
 class HalfRightEngine(FixedOutputEngine):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from deepresearch.agents.policy_loss import PolicyLossConfig, policy_loss
+from deepresearch.agents.grpo_loss import PolicyLossConfig, policy_loss
 
 # Ratios pi/pi_old chosen so each PPO case appears once; eps 0.2 / 0.28 -> clip to [0.8, 1.28].
 #   row 0, A = +1:   1.0 (inside), 1.5 (above 1.28: clipped), 0.9 (inside), 0.5 (below 0.8 but A > 0: not clipped)

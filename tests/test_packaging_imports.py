@@ -81,3 +81,26 @@ def test_cli_builds_and_serves_a_bm25_index_without_the_gpu_stack(tmp_path: Path
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_replayed_eval_and_the_viewer_need_no_gpu_stack(tmp_path: Path) -> None:
+    """``deepresearch eval --replay`` then ``deepresearch view`` on its results, torch unimportable."""
+    from deepresearch.envs import make_wiki_env
+
+    env = make_wiki_env(protocol="search_r1", max_turns=3)
+    _, info = env.reset(options={"index": 0})
+    env.step(env.protocol.search_action(info["metadata"]["oracle_queries"][0]))
+    info = env.step(env.protocol.answer_action(info["golden_answers"][0]))[4]
+    record = {"id": info["question_id"], "question": info["question"], "golden_answers": info["golden_answers"],
+              "transcript": info["transcript"], "segments": info["segments"]}
+    replay = tmp_path / "recorded.jsonl"
+    replay.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    cli = "from deepresearch.cli import main\nsys.exit(main(sys.argv[1:]))"
+    evaluated = subprocess.run([*python_without(GPU_STACK, cli), "eval", "--replay", str(replay), "--protocol", "search_r1",
+                                "--max-turns", "3", "--out", str(tmp_path / "eval"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "| recorded | 1.000 |" in evaluated.stdout  # the oracle's answer replayed: EM 1
+    viewed = subprocess.run([*python_without(GPU_STACK, cli), "view", str(tmp_path / "eval" / "results.jsonl"), "-o", str(tmp_path / "v.html")],
+                            capture_output=True, text=True, timeout=300)
+    assert viewed.returncode == 0, viewed.stderr[-3000:]
+    assert info["golden_answers"][0] in (tmp_path / "v.html").read_text(encoding="utf-8")
