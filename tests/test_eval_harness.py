@@ -145,6 +145,15 @@ def test_cli_eval_replays_and_resumes(tmp_path, archive_path, corpus, capsys):
     assert cli_main(argv) == 0
     first = capsys.readouterr().out
     assert "| nq_base_archive_v1 |" in first and (tmp_path / "results.md").is_file()
+    # Item by item, the CLI scores what FlashRAG recorded, and its table is their mean.
+    archive = {row["id"]: row["output"] for row in json.loads(archive_path.read_text())}
+    records = read_records(tmp_path / "results.jsonl")
+    for record in records:
+        for metric in ("em", "acc", "f1"):
+            assert record["metrics"][metric] == pytest.approx(archive[record["id"]]["metric_score"][metric], abs=1e-9)
+    em = sum(archive[r["id"]]["metric_score"]["em"] for r in records) / len(records)
+    assert summarize(records)["nq_base_archive_v1"]["em"] == pytest.approx(em, abs=1e-9)
+    assert f"| nq_base_archive_v1 | {em:.3f} |" in first
     assert cli_main(argv) == 0  # everything is already in the file: nothing is replayed again
     assert len(read_records(tmp_path / "results.jsonl")) == 20
     assert capsys.readouterr().out == first
