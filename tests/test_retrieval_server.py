@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +28,7 @@ from test_retrieval_cases import KNOWN_ANSWERS, assert_same_results, nq_question
 from deepresearch.envs import make_wiki_env
 from deepresearch.envs.datasets import QAItem
 from deepresearch.envs.retrieval import BM25Retriever, RemoteConfig, RemoteRetriever, RemoteRetrieverError
+from deepresearch.envs.retrieval.loading import load_retriever
 from deepresearch.envs.retrieval.server import BackgroundServer, ServerConfig, create_app
 
 
@@ -131,28 +133,56 @@ def test_remote_retries_5xx_with_backoff_then_succeeds_or_gives_up() -> None:
         RemoteRetriever("127.0.0.1:8000")
 
 
+CLI = [sys.executable, "-m", "deepresearch.cli"]
+
+
+@contextmanager
+def serving(index_dir: Path) -> Iterator[RemoteRetriever]:
+    """``deepresearch serve-retriever`` on a free 127.0.0.1 port, in a subprocess."""
+    port = _free_port()
+    server = subprocess.Popen([*CLI, "serve-retriever", "--index", str(index_dir), "--port", str(port)], stderr=subprocess.PIPE)
+    try:
+        remote = RemoteRetriever(f"http://127.0.0.1:{port}", RemoteConfig(retries=0))
+        _wait_until_healthy(remote, server)
+        yield remote
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def assert_env_answers_through(remote: RemoteRetriever, question: str, answer: str) -> None:
+    env = make_wiki_env(retriever=remote, dataset=[QAItem(id="q", question=question, golden_answers=[answer])])
+    env.reset(seed=0)
+    assert answer in env.step(env.protocol.search_action(question))[0]
+
+
 @pytest.mark.slow
 def test_cli_build_serve_and_env_end_to_end(shared_data: Path, tmp_path: Path) -> None:
     """``deepresearch index build`` (MiniLM, flat) then ``deepresearch serve-retriever`` in a
     subprocess, and the Wiki env searching through it."""
     corpus = corpus_head(shared_data, tmp_path / "wiki48.jsonl", 48)
     out = tmp_path / "index"
-    cli = [sys.executable, "-m", "deepresearch.cli"]
-    build = [*cli, "index", "build", "--corpus", str(corpus), "--out", str(out), "--model", minilm_path(), "--chunk-size", "16", "--quiet"]
+    build = [*CLI, "index", "build", "--corpus", str(corpus), "--out", str(out), "--model", minilm_path(), "--chunk-size", "16", "--quiet"]
     subprocess.run(build, check=True, timeout=600)
-    port = _free_port()
-    server = subprocess.Popen([*cli, "serve-retriever", "--index", str(out), "--port", str(port)], stderr=subprocess.PIPE)
-    try:
-        remote = RemoteRetriever(f"http://127.0.0.1:{port}", RemoteConfig(retries=0))
-        _wait_until_healthy(remote, server)
+    with serving(out) as remote:
         question, answer_ids, answer = KNOWN_ANSWERS[1]
         assert answer_ids & set(ranked_ids(remote.search([question], 3))[0])
-        env = make_wiki_env(retriever=remote, dataset=[QAItem(id="q", question=question, golden_answers=[answer])])
-        env.reset(seed=0)
-        assert "Voyager 2" in env.step(env.protocol.search_action(question))[0]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        assert_env_answers_through(remote, question, answer)
+
+
+@pytest.mark.slow
+def test_cli_bm25_index_of_all_of_wiki18_sample_serves_the_env(shared_data: Path, tmp_path: Path) -> None:
+    """The whole sample (9,654 passages) built by the CLI, served, and equal to the index in process."""
+    corpus = shared_data / "wiki18_sample" / "passages.jsonl"
+    out = tmp_path / "bm25"
+    subprocess.run([*CLI, "index", "build", "--kind", "bm25", "--corpus", str(corpus), "--out", str(out), "--quiet"], check=True, timeout=600)
+    questions = [question for question, _, _ in KNOWN_ANSWERS] + nq_questions(shared_data, 24)
+    in_process = load_retriever(out, cache=False)
+    with serving(out) as remote:
+        assert remote.health()["passages"] == sum(1 for _ in corpus.open(encoding="utf-8"))
+        assert_same_results(remote.search(questions, 5), in_process.search(questions, 5))
+        question, _, answer = KNOWN_ANSWERS[1]
+        assert_env_answers_through(remote, question, answer)
 
 
 def _free_port() -> int:
