@@ -10,19 +10,25 @@ import torch
 
 from deepresearch.agents.tiny_model import TinyModelConfig, build_tiny_model, default_cache_root
 
-# The demo's model: ~1.3M parameters (head_dim 64 for vLLM's CPU attention). Small enough
+# The demo's model: ~1.5M parameters (head_dim 64 for vLLM's CPU attention). Small enough
 # that warm start and GRPO fit in minutes on two CPU cores; the default TinyModelConfig
-# (~4M) is the one the engine tests use.
-DEMO_MODEL = TinyModelConfig(hidden_size=128, num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=1, intermediate_size=384)
+# (~4M) is the one the engine tests use. A vocabulary of up to 8192 (BPE runs out of
+# merges at ~5.6k on the demo world) makes most names one or two tokens, which a model
+# this small copies far more easily than byte pieces.
+DEMO_MODEL = TinyModelConfig(vocab_size=8192, hidden_size=128, num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=1, intermediate_size=384)
 
 
 def default_tiny_model(config: TinyModelConfig = DEMO_MODEL) -> Path:
-    """The tiny model whose tokenizer knows the demo world and the protocols' prompts."""
+    """The tiny model whose tokenizer knows the demo world and the protocols' prompts and result layouts."""
     from deepresearch.data import demo_corpus_path, demo_questions_path
     from deepresearch.envs import PROTOCOLS
+    from deepresearch.envs.documents import Document
 
+    # Each protocol's prompt and rendered results, so the tokenizer sees their fixed wording.
+    document = Document("0", "Velmora Quistad", "Velmora Quistad was born in Tarsenby.", '"Velmora Quistad"\nVelmora Quistad was born in Tarsenby.')
+    samples = [(cls().build_prompt("Where was Velmora Quistad born?").text, cls().format_results(["Velmora Quistad born"], [[document]])) for cls in PROTOCOLS.values()]
     prompts = default_cache_root() / "tiny-model-prompts.txt"
-    text = "\n".join(cls().build_prompt("Where was Velmora Quistad born?").text for cls in PROTOCOLS.values())
+    text = "\n".join(piece for sample in samples for piece in sample)
     if not prompts.is_file() or prompts.read_text(encoding="utf-8") != text:
         prompts.parent.mkdir(parents=True, exist_ok=True)
         prompts.write_text(text, encoding="utf-8")
