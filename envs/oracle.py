@@ -3,10 +3,16 @@
 It reads the question's ``metadata["oracle_queries"]`` and gold answer, so it
 always succeeds; it is the reference for end-to-end tests, the demo that runs
 before any model is trained, and the source of warm-start (SFT) trajectories.
+With ``guess_rate`` it answers that share of questions at once, without
+searching, by echoing the entity the question is about (a failure small models
+show on their own): a teacher that under-uses search, for showing that RL
+learns to search. The echo is copied from the question, so imitating it still
+teaches reading names off the context, which the searching episodes need.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,15 +25,28 @@ class OraclePolicy:
 
     protocol: Protocol
     think: bool = True
+    # Share of episodes answered at once, without searching, with the question's own subject.
+    guess_rate: float = 0.0
+    seed: int = 0
     _queries: list[str] = field(default_factory=list)
     _answer: str = ""
     _turn: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.guess_rate <= 1.0:
+            raise ValueError(f"guess_rate must be in [0, 1], got {self.guess_rate}")
+        self._rng = random.Random(self.seed)
 
     def reset(self, info: dict[str, Any]) -> None:
         """Read the plan from the env's reset ``info`` (its ``metadata`` and ``golden_answers``)."""
         self._queries = list(info.get("metadata", {}).get("oracle_queries", []))
         self._answer = info["golden_answers"][0]
         self._turn = 0
+        chain = info.get("metadata", {}).get("chain") or [{}]
+        subject = chain[0].get("subject")
+        if subject and self.guess_rate and self._rng.random() < self.guess_rate:
+            self._queries, self._answer = [], subject
 
     def act(self) -> str:
         turn = self._turn

@@ -14,6 +14,7 @@ import deepresearch
 from deepresearch.envs import BM25Retriever, load_qa, make_wiki_env
 from deepresearch.envs.oracle import OraclePolicy
 from deepresearch.envs.protocols import PROTOCOLS
+from deepresearch.rewards import extract_answer
 
 
 def run_episode(env, policy_turns, **reset_kwargs):
@@ -107,6 +108,24 @@ def test_scripted_oracle_gets_full_reward_on_demo_test_questions(protocol):
         assert terminated and info["reward_components"]["format_ok"], info["reward_components"]
         rewards.append(reward)
     assert rewards == [1.0] * len(rewards)
+
+
+def test_a_guessing_oracle_echoes_the_question_subject_on_its_share_of_questions():
+    env = make_wiki_env(protocol="search_r1", max_turns=4)
+    oracle = OraclePolicy(env.protocol, think=False, guess_rate=0.6, seed=1)
+    direct, rewards = 0, []
+    for index in range(200):
+        _, info = env.reset(options={"index": index})
+        oracle.reset(info)
+        action = oracle.act()
+        if action.startswith("<answer>"):
+            direct += 1
+            subject = info["metadata"]["chain"][0]["subject"]
+            assert extract_answer(action, "search_r1") == subject and subject in info["question"]
+            rewards.append(env.step(action)[1])
+    assert 0.5 < direct / 200 < 0.7 and set(rewards) == {0.0}  # the echo is never the answer
+    with pytest.raises(ValueError, match="guess_rate"):
+        OraclePolicy(env.protocol, guess_rate=1.5)
 
 
 @pytest.mark.parametrize(
