@@ -1,9 +1,11 @@
 """Train a search agent with GRPO.
 
 With no arguments this runs on a CPU laptop: it builds a tiny model locally,
-warm-starts it on the demo world's oracle trajectories (SFT, env text masked),
-then runs GRPO against DeepResearch-Wiki-v0's demo world, and prints and plots
-the held-out reward before and after GRPO.
+warm-starts it on the demo world's scripted trajectories (SFT, env text masked;
+the teacher searches on only 40% of them and otherwise echoes the question, so
+the warm-started model under-uses search), then runs GRPO against
+DeepResearch-Wiki-v0's demo world, and prints and plots the held-out reward
+before and after GRPO.
 
     python examples/train_grpo.py
     python examples/train_grpo.py --model Qwen/Qwen2.5-7B-Instruct --engine vllm \
@@ -15,11 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from deepresearch.agents import GRPOTrainer, default_tiny_model, plot_run, read_metrics, warm_start
-from deepresearch.agents.demo import DEMO_ENV_KWARGS, DEMO_SFT, DEMO_WARM_START_TRAJECTORIES, demo_grpo_config
+from deepresearch.agents import GRPOTrainer, default_tiny_model, plot_run, read_metrics
+from deepresearch.agents.demo import DEMO_ENV_KWARGS, DEMO_SFT, DEMO_WARM_START_GUESS_RATE, demo_grpo_config, demo_warm_start
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,6 +38,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kl", type=float, default=0.0, help="KL coefficient to the initial policy")
     parser.add_argument("--lora-rank", type=int, default=0)
     parser.add_argument("--sft-steps", type=int, default=DEMO_SFT.steps, help="warm-start steps (tiny model only; 0 = skip)")
+    parser.add_argument("--guess-rate", type=float, default=DEMO_WARM_START_GUESS_RATE,
+                        help="share of warm-start trajectories that answer without searching (0 = always search)")
     parser.add_argument("--eval-questions", type=int, default=None)
     parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--no-mask-env-tokens", action="store_true", help="ablation: train on env text too")
@@ -47,17 +50,17 @@ def parse_args() -> argparse.Namespace:
 
 
 def warm_started_tiny_model(args: argparse.Namespace, env_kwargs: dict, output_dir: Path) -> str:
-    """The tiny model, SFT'd on oracle trajectories once (reused on --resume)."""
+    """The tiny model, SFT'd on scripted trajectories once (reused on --resume)."""
     print("model: the tiny local Qwen2-architecture model (built once, cached)")
     model = str(default_tiny_model())
     warm_dir = output_dir / "warm_start"
     if args.sft_steps > 0 and not (args.resume and warm_dir.is_dir()):
         started = time.perf_counter()
-        print(f"warm start: SFT on oracle trajectories for {args.sft_steps} steps (env text masked)")
-        _, losses = warm_start(
-            model, warm_dir, args.env_id, env_kwargs, trajectories=DEMO_WARM_START_TRAJECTORIES,
-            config=replace(DEMO_SFT, steps=args.sft_steps, seed=args.seed), think=False,
-            on_step=lambda step, loss: print(f"  sft step {step + 1}: loss {loss:.3f}") if (step + 1) % 50 == 0 else None,
+        print(f"warm start: SFT for {args.sft_steps} steps on scripted trajectories, {args.guess_rate:.0%} of them "
+              "answering without searching (env text masked)")
+        losses = demo_warm_start(
+            model, warm_dir, args.env_id, env_kwargs, args.sft_steps, args.guess_rate, args.seed,
+            on_step=lambda step, loss: print(f"  sft step {step + 1}: loss {loss:.3f}") if (step + 1) % 100 == 0 else None,
         )
         print(f"warm start done in {time.perf_counter() - started:.0f}s (loss {losses[0]:.2f} -> {losses[-1]:.2f})")
     return str(warm_dir) if warm_dir.is_dir() else model
