@@ -7,8 +7,8 @@ comparison (the rollout engines have their own benchmarks), so both contenders
 get the *same* finished episodes, token ids and advantages, and only the update
 is timed.
 
-The batch: ``--questions`` demo-world questions (DeepResearch-Wiki-v0, research
-protocol, the demo's env settings) × ``--group-size`` episodes each. In every
+The batch: ``--questions`` demo-world questions (DeepResearch-Wiki-v0 with the
+demo's env settings) × ``--group-size`` episodes each. In every
 group ``--sampled-per-group`` episodes are sampled once by our transformers
 engine from the untrained tiny model (``run_rollouts``: format feedback from the
 env, reward 0) and the rest are the scripted oracle's (search, retrieved
@@ -19,7 +19,8 @@ from ``group_advantages`` and go to both sides unchanged.
 What each side times, per round (one optimizer step over the whole batch):
 
 * **ours**: ``grpo_update`` — per length-sorted micro-batch a forward over the
-  micro-batch's (trimmed) width, logprobs + entropy from the full logits, the
+  micro-batch's (trimmed) width, logprobs + entropy from the LM head run only at
+  response positions (``masked_forward``), the
   token-mean PPO-clip loss, backward; then grad clipping and ``optimizer.step``.
   Collation and advantages are done beforehand (as in our trainer).
 * **TRL**: what ``Trainer._inner_training_loop`` runs per optimizer step —
@@ -47,8 +48,9 @@ own fused AdamW). Each contender loads its own fresh copy of the model.
 Differences that remain (they are what is being compared): TRL pads the whole
 generation batch to its longest prompt (left) and completion (right) and
 splits it in random order, so every micro-batch has the global width; ours
-sorts by length and trims each micro-batch. TRL's fused LM head projects only
-completion positions in tiles; ours materialises logits for every position.
+sorts by length and trims each micro-batch. TRL's fused LM head projects every
+completion position (env tokens included) in tiles; ours projects only the
+policy tokens that carry loss.
 Both report the padded tokens they forward and the positions their LM head
 scores. Tokens/s counts the same real (unpadded) tokens for both: every
 sequence token (prompt + policy + env) and, separately, the policy tokens
@@ -180,7 +182,7 @@ def ours(model_path: str, work: Workload, args: argparse.Namespace) -> tuple[Cal
     widths = [int(work.batch.lengths[rows].max()) for rows in groups]
     shape = {
         "padded_tokens_forwarded": sum(len(rows) * width for rows, width in zip(groups, widths)),
-        "lm_head_positions": sum(len(rows) * (width - 1) for rows, width in zip(groups, widths)),
+        "lm_head_positions": int(work.batch.loss_mask[:, 1:].sum()),  # masked_forward: loss positions only
     }
     return lambda: grpo_update(model, optimizer, work.batch, work.advantages, config)["grad_norm"], shape
 
