@@ -40,9 +40,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--episodes", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model", default=None, help="model directory (default: the demo's tiny model)")
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
-    path = str(default_tiny_model())
+    path = args.model or str(default_tiny_model())
     model, tokenizer = load_policy(path, torch.device("cpu"))
     hf = measure(make_engine("hf", model, tokenizer=tokenizer), tokenizer, args.episodes, args.rounds)
     vllm_engine = make_engine("vllm", path, tokenizer=tokenizer, max_model_len=2048, enforce_eager=True)
@@ -50,6 +51,8 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "rollout_engines_multi_turn",
         "episodes": args.episodes,
+        "model": path,
+        "parameters": sum(p.numel() for p in model.parameters()),
         "load_average_1m": os.getloadavg()[0],
         "hf": hf,
         "vllm": vllm,
