@@ -20,12 +20,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "config": ("GRPOConfig",),
     "engines": ("Generation", "RolloutEngine", "SamplingConfig", "make_engine"),
     "eval_harness": ("EngineRunner", "TextPolicyRunner", "load_dataset", "markdown_table", "run_evaluation", "summarize"),
+    "grpo_loss": ("PolicyLossConfig", "policy_loss"),
     "judge": ("LLMJudge",),
     "logprobs": ("entropy_from_logits", "selective_log_softmax"),
     "metrics_log": ("read_metrics",),
     "models": ("default_tiny_model", "load_policy"),
+    "oracle_warm_start": ("warm_start",),
     "plots": ("plot_run",),
-    "grpo_loss": ("PolicyLossConfig", "policy_loss"),
     "rollout": ("Episode", "RolloutConfig", "run_rollouts"),
     "sft": ("SFTConfig", "Trajectory", "read_trajectories", "sft_train"),
     "text_policies": ("ChatPolicy", "ReplayPolicy"),
@@ -34,7 +35,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "trainer": ("GRPOTrainer",),
     "trl_adapter": ("TRLRolloutAdapter", "env_reward"),
     "viewer": ("episode_record", "write_viewer"),
-    "oracle_warm_start": ("warm_start",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

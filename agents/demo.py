@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deepresearch.agents.config import GRPOConfig
+from deepresearch.agents.oracle_warm_start import warm_start
 from deepresearch.agents.sft import SFTConfig
 
 DEMO_ENV_KWARGS: dict[str, Any] = {"protocol": "search_r1", "max_turns": 3, "top_k": 1}
@@ -62,8 +63,6 @@ def demo_warm_start(
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """The demo's warm start of ``model`` into ``out_dir``; returns the loss per step."""
-    from deepresearch.agents.oracle_warm_start import warm_start
-
     config = replace(DEMO_SFT, steps=steps, seed=seed)
     _, losses = warm_start(
         model, out_dir, env_id, env_kwargs if env_kwargs is not None else DEMO_ENV_KWARGS,

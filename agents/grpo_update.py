@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from deepresearch.agents.batch import RolloutBatch
-from deepresearch.agents.masked_forward import masked_next_token_logprobs
 from deepresearch.agents.grpo_loss import PolicyLossConfig, policy_loss
+from deepresearch.agents.masked_forward import masked_next_token_logprobs
 
 
 @dataclass

@@ -104,3 +104,18 @@ def test_replayed_eval_and_the_viewer_need_no_gpu_stack(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=300)
     assert viewed.returncode == 0, viewed.stderr[-3000:]
     assert info["golden_answers"][0] in (tmp_path / "v.html").read_text(encoding="utf-8")
+
+
+def test_every_agents_export_is_its_object_even_after_all_submodules_are_imported() -> None:
+    """A lazy export named like its submodule would be shadowed once the submodule is imported."""
+    import importlib
+    import pkgutil
+    import types
+
+    import deepresearch.agents as agents
+
+    for module in pkgutil.iter_modules(agents.__path__):
+        if module.name not in ("verl_adapter", "verl_agent_loop"):  # verl is not installable here
+            importlib.import_module(f"deepresearch.agents.{module.name}")
+    shadowed = [name for name in agents.__all__ if isinstance(getattr(agents, name), types.ModuleType)]
+    assert shadowed == [] and len(agents.__all__) > 30
