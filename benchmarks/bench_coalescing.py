@@ -3,10 +3,13 @@
 Dense retrieval (all-MiniLM-L6-v2 + exact search) over the cached wiki18_sample index
 that ``bench_search.py`` writes to ``.cache/bench/dense-minilm-9654`` (built here over
 ``--passages`` passages when absent). Each round resets the envs on real NQ questions
-and steps every env once with a search for its question, in three ways, alternating
-rounds so machine load falls on all of them:
+and steps every env once with a search for its question, in these ways (the threaded
+ones alternating rounds so machine load falls on all of them):
 
-* ``one_at_a_time``: the envs stepped in a loop, each search its own encoder pass;
+* ``one_at_a_time``: the envs stepped in a loop, each search its own encoder pass —
+  timed first, before any other thread has run a search: once one has (even if it
+  now sits idle), the process holds more OpenMP threads than cores, libgomp stops
+  spin-waiting and this loop of tiny ops takes ~2× as long;
 * ``threads_plain``: ``ThreadedEnvStepper``, the envs sharing the plain retriever
   (its lock serialises the searches: threads alone do not batch);
 * ``threads_coalesced``: ``ThreadedEnvStepper``, the envs sharing a ``CoalescingRetriever``;
@@ -87,9 +90,9 @@ def main() -> None:
     retriever.search([questions[0].question], 3)  # warm-up
     times: dict[str, list[float]] = {"one_at_a_time": [], "threads_plain": [], "threads_coalesced": [], "one_batch_no_envs": []}
     all_questions = [item.question for item in questions]
+    times["one_at_a_time"] = [one_round(plain_envs, questions, None) for _ in range(args.rounds)]
     with ThreadedEnvStepper(plain_envs) as plain_stepper, ThreadedEnvStepper(coalesced_envs) as coalesced_stepper:
         for _ in range(args.rounds):
-            times["one_at_a_time"].append(one_round(plain_envs, questions, None))
             times["threads_plain"].append(one_round(plain_envs, questions, plain_stepper))
             batches_before = coalesced.batches_run
             times["threads_coalesced"].append(one_round(coalesced_envs, questions, coalesced_stepper))
