@@ -136,13 +136,12 @@ class WebBackend:
         for key, query in zip(keys, queries):
             if key is not None:
                 first_query.setdefault(key, query)
-        results = dict(zip(first_query, self._pool.map(lambda q: self._search_one(q, k), first_query.values())))
+        results = dict(zip(first_query, self._pool.map(lambda item: self._search_one(*item, k), first_query.items())))
         answers = [results[key] if key is not None else [] for key in keys]
         (self._seen if seen is None else seen).add(answers)
         return answers
 
-    def _search_one(self, query: str, k: int) -> list[Document]:
-        key = search_key(self.provider.name, query, k)
+    def _search_one(self, key: str, query: str, k: int) -> list[Document]:
         cached = self._cache_get(key)
         if cached is not None:
             return [Document(**record) for record in cached]
