@@ -37,7 +37,7 @@ from deepresearch.envs import make_wiki_env
 from deepresearch.envs.datasets import QAItem, load_qa
 from deepresearch.envs.documents import read_corpus
 from deepresearch.envs.retrieval import CoalescingConfig, CoalescingRetriever, DenseConfig, DenseRetriever
-from deepresearch.envs.vector_env import ThreadedEnvStepper
+from deepresearch.envs.threaded_stepper import ThreadedEnvStepper
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

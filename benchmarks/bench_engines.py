@@ -25,9 +25,9 @@ os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
 
 import torch
 
-from deepresearch.agents.engines import SamplingConfig, make_engine
-from deepresearch.agents.engines.base import RolloutEngine
-from deepresearch.agents.models import default_tiny_model
+from deepresearch.agents.models.loading import default_tiny_model
+from deepresearch.agents.rollout.engines import SamplingConfig, make_engine
+from deepresearch.agents.rollout.engines.base import RolloutEngine
 from deepresearch.data import demo_questions_path
 
 SEQUENCES = 32

@@ -29,7 +29,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import faiss
 import numpy as np
-
 from bench_search import read_questions, shared_data_dir  # this folder is on sys.path when run as a script
 
 from deepresearch.envs.retrieval.flat_search import FlatSearcher, faiss_search, rerank_exact

@@ -69,7 +69,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # TRL warns on every use of its experimental rollout_func hook; keep stderr readable.
@@ -81,9 +81,7 @@ import torch
 import deepresearch  # noqa: F401  (registers the env ids)
 from deepresearch.agents import (
     Episode,
-    PolicyLossConfig,
     RolloutBatch,
-    RolloutConfig,
     TurnEncoder,
     collate_episodes,
     default_tiny_model,
@@ -92,10 +90,10 @@ from deepresearch.agents import (
     make_engine,
     run_rollouts,
 )
-from deepresearch.agents.demo import DEMO_ENV_KWARGS, demo_grpo_config
-from deepresearch.agents.grpo_update import UpdateConfig, grpo_update, micro_batches
-from deepresearch.agents.sft import collect_oracle_trajectories, encode_trajectory
-from deepresearch.agents.trl_adapter import env_reward
+from deepresearch.agents.adapters.trl import env_reward
+from deepresearch.agents.grpo.update import UpdateConfig, grpo_update, micro_batches
+from deepresearch.agents.train.demo import DEMO_ENV_KWARGS, demo_grpo_config
+from deepresearch.agents.train.sft import collect_oracle_trajectories, encode_trajectory
 from deepresearch.envs.oracle import OraclePolicy
 
 ENV_ID = "DeepResearch-Wiki-v0"
@@ -111,7 +109,7 @@ def sampled_episodes(model_path: str, questions: int, per_group: int, seed: int)
     slots = [question for question in range(questions) for _ in range(per_group)]
     envs = [gym.make(ENV_ID, **DEMO_ENV_KWARGS) for _ in slots]
     resets = [{"seed": seed + slot, "options": {"index": question}} for slot, question in enumerate(slots)]
-    config = RolloutConfig(max_new_tokens_per_turn=DEMO.max_new_tokens_per_turn, max_response_tokens=DEMO.max_response_tokens, seed=seed)
+    config = replace(DEMO.rollout, seed=seed)
     episodes, stats = run_rollouts(engine, envs, resets, slots, config, TurnEncoder(tokenizer, "text"))
     if stats.dropped:
         raise RuntimeError(f"{stats.dropped} sampled episodes failed the token check ({stats.drop_reasons[:2]}); try another --seed")
@@ -166,12 +164,11 @@ def build_workload(model_path: str, args: argparse.Namespace) -> Workload:
 # ------------------------------------------------------------------ contenders
 def adamw(model: Any) -> torch.optim.Optimizer:
     """The one optimizer both sides use."""
-    return torch.optim.AdamW(model.parameters(), lr=DEMO.learning_rate, weight_decay=0.0)
+    return torch.optim.AdamW(model.parameters(), lr=DEMO.optimizer.learning_rate, weight_decay=0.0)
 
 
 def update_config(args: argparse.Namespace) -> UpdateConfig:
-    loss = PolicyLossConfig(clip_eps_low=DEMO.clip_eps_low, clip_eps_high=DEMO.clip_eps_high, loss_agg="token-mean")
-    return UpdateConfig(micro_batch_size=args.micro_batch_size, max_grad_norm=DEMO.max_grad_norm, temperature=1.0, loss=loss)
+    return replace(DEMO.update, micro_batch_size=args.micro_batch_size)
 
 
 def ours(model_path: str, work: Workload, args: argparse.Namespace) -> tuple[Callable[[], float], dict[str, int]]:
@@ -221,8 +218,9 @@ def trl(model_path: str, work: Workload, args: argparse.Namespace, output_dir: s
     config = trl_module.GRPOConfig(
         output_dir=output_dir, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to=[], save_strategy="no",
         per_device_train_batch_size=args.micro_batch_size, gradient_accumulation_steps=steps, num_generations=args.group_size,
-        learning_rate=DEMO.learning_rate, max_grad_norm=DEMO.max_grad_norm, beta=0.0, loss_type="dapo",
-        epsilon=DEMO.clip_eps_low, epsilon_high=DEMO.clip_eps_high, temperature=1.0, max_completion_length=DEMO.max_response_tokens,
+        learning_rate=DEMO.optimizer.learning_rate, max_grad_norm=DEMO.update.max_grad_norm, beta=0.0, loss_type="dapo",
+        epsilon=DEMO.update.loss.clip_eps_low, epsilon_high=DEMO.update.loss.clip_eps_high, temperature=1.0,
+        max_completion_length=DEMO.rollout.max_response_tokens,
     )
     prompts = [{"prompt": episode.question} for episode in work.episodes]
     trainer = CachedGeneration(
@@ -272,7 +270,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=DEMO.questions_per_step)
     parser.add_argument("--group-size", type=int, default=DEMO.group_size)
     parser.add_argument("--sampled-per-group", type=int, default=4, help="the rest of each group is the oracle's episode")
-    parser.add_argument("--micro-batch-size", type=int, default=DEMO.micro_batch_size)
+    parser.add_argument("--micro-batch-size", type=int, default=DEMO.update.micro_batch_size)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up step each")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from deepresearch.agents import GRPOTrainer, default_tiny_model, read_metrics
-from deepresearch.agents.demo import DEMO_SFT, DEMO_WARM_START_GUESS_RATE, demo_grpo_config, demo_warm_start
+from deepresearch.agents.train.demo import DEMO_SFT, DEMO_WARM_START_GUESS_RATE, demo_grpo_config, demo_warm_start
 
 
 def grpo_run(model: str, output_dir: Path, args: argparse.Namespace, mask_env_tokens: bool) -> dict[str, float]:

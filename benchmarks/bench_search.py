@@ -23,7 +23,7 @@ from typing import Callable
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from deepresearch.envs.documents import Document, read_corpus
-from deepresearch.envs.retrieval import BM25Retriever, DenseConfig, DenseRetriever, LocalRetriever
+from deepresearch.envs.retrieval import BM25Retriever, DenseConfig, DenseRetriever, InMemoryRetriever
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = REPO_ROOT / ".cache" / "bench"
@@ -50,14 +50,14 @@ def timed(action: Callable[[], object]) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
-def queries_per_second(retriever: LocalRetriever, questions: list[str], batch_size: int, count: int) -> float:
+def queries_per_second(retriever: InMemoryRetriever, questions: list[str], batch_size: int, count: int) -> float:
     """Search ``count`` questions in batches of ``batch_size``."""
     batches = [questions[start : start + batch_size] for start in range(0, count, batch_size)]
     _, seconds = timed(lambda: [retriever.search(batch, K) for batch in batches])
     return sum(map(len, batches)) / seconds
 
 
-def throughput(retriever: LocalRetriever, questions: list[str], single_count: int, batched_count: int) -> dict:
+def throughput(retriever: InMemoryRetriever, questions: list[str], single_count: int, batched_count: int) -> dict:
     """Batch 1 and batch 256 measured in alternating rounds, so that load from other
     users of a shared machine falls on both; the median and best round are reported."""
     retriever.search(questions[:256], K)  # warm-up: lazy initialisation, caches

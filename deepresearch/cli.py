@@ -8,8 +8,8 @@ from typing import Callable, Sequence
 
 # name -> (help, module path of a ``configure(parser) -> handler`` function)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "eval": ("evaluate a policy on QA datasets (results JSONL + table)", "deepresearch.agents.eval_cli:configure"),
-    "view": ("write a static HTML viewer of trajectories", "deepresearch.agents.viewer:configure"),
+    "eval": ("evaluate a policy on QA datasets (results JSONL + table)", "deepresearch.agents.eval.cli:configure"),
+    "view": ("write a static HTML viewer of trajectories", "deepresearch.agents.viewer.cli:configure"),
     "index": ("build a local retrieval index (flat/hnsw/ivfpq/bm25)", "deepresearch.envs.retrieval.cli:configure_index"),
     "serve-retriever": ("serve an index over HTTP (Search-R1 /retrieve)", "deepresearch.envs.retrieval.cli:configure_serve"),
 }

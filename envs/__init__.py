@@ -16,7 +16,7 @@ from deepresearch.envs.core import EnvConfig, SearchEnv
 from deepresearch.envs.datasets import QAItem, load_qa
 from deepresearch.envs.documents import Document, read_corpus
 from deepresearch.envs.protocols import PROTOCOLS, Action, Prompt, Protocol, get_protocol
-from deepresearch.envs.registration import WEB_ENV_ID, WIKI_ENV_ID, register_envs
+from deepresearch.envs.question_env import QuestionEnv, as_question_env, end_episode_early, question_count, question_reset
 from deepresearch.envs.retrieval import (
     BM25Config,
     BM25Retriever,
@@ -27,6 +27,7 @@ from deepresearch.envs.retrieval import (
     Retriever,
     load_retriever,
 )
+from deepresearch.envs.threaded_stepper import ThreadedEnvStepper
 from deepresearch.envs.tools import PageResult, RetrieverBackend, ToolBackend
 from deepresearch.envs.wiki import make_wiki_env
 
@@ -45,16 +46,19 @@ __all__ = [
     "Prompt",
     "Protocol",
     "QAItem",
+    "QuestionEnv",
     "Retriever",
     "RetrieverBackend",
     "SearchEnv",
+    "ThreadedEnvStepper",
     "ToolBackend",
-    "WEB_ENV_ID",
-    "WIKI_ENV_ID",
+    "as_question_env",
+    "end_episode_early",
     "get_protocol",
     "load_qa",
     "load_retriever",
     "make_wiki_env",
+    "question_count",
+    "question_reset",
     "read_corpus",
-    "register_envs",
 ]

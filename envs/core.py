@@ -22,7 +22,7 @@ from deepresearch.envs.protocols.base import invalid, truncate
 from deepresearch.envs.spaces import UnicodeText
 from deepresearch.envs.tools import ToolBackend
 from deepresearch.envs.transcript import Transcript
-from deepresearch.rewards import DEFAULT_PRESET_BY_PROTOCOL, RewardFn, RewardResult, get_reward_fn
+from deepresearch.rewards import RewardFn, RewardResult, get_reward_fn
 
 OBSERVATION_MAX_CHARS = 10_000_000
 
@@ -31,7 +31,8 @@ OBSERVATION_MAX_CHARS = 10_000_000
 class EnvConfig:
     """Episode rules shared by the Wiki and Web envs."""
 
-    protocol: str = "research"
+    # A protocol name (``research``, ``search_r1``, ``tool_call``) or a ``Protocol`` instance of your own.
+    protocol: str | Protocol = "research"
     # Reward preset name (see ``deepresearch.rewards.REWARD_PRESETS``); None = the protocol's default.
     reward: str | None = None
     top_k: int = 3
@@ -48,18 +49,22 @@ class EnvConfig:
             raise ValueError("top_k, max_turns and max_queries_per_call must be >= 1")
         if self.on_format_error not in ("feedback", "terminate"):
             raise ValueError(f"on_format_error must be 'feedback' or 'terminate', not {self.on_format_error!r}")
+        get_protocol(self.protocol)  # an unknown name fails here, before any index is loaded
+
+    def make_protocol(self) -> Protocol:
+        return get_protocol(self.protocol)
 
 
-def checked_reward_fn(preset: str | None, protocol: str) -> RewardFn:
+def checked_reward_fn(preset: str | None, protocol: Protocol) -> RewardFn:
     """The preset's reward fn, tried once on an empty response so that a preset that
-    refuses the protocol (``search_r1_format`` outside ``search_r1``) fails at
-    ``gym.make``, not when the first episode of a training run ends."""
-    name = preset or DEFAULT_PRESET_BY_PROTOCOL[protocol]
+    refuses the protocol (``search_r1_format`` with tool calls) fails at ``gym.make``,
+    not when the first episode of a training run ends."""
+    name = preset or protocol.default_reward
     reward_fn = get_reward_fn(name)
     try:
-        reward_fn("", [""], protocol)
+        reward_fn("", [""], protocol.tags)
     except ValueError as error:
-        raise ValueError(f"reward preset {name!r} does not fit protocol {protocol!r}: {error}") from None
+        raise ValueError(f"reward preset {name!r} does not fit protocol {protocol.name!r}: {error}") from None
     return reward_fn
 
 
@@ -72,14 +77,13 @@ class SearchEnv(gym.Env[str, str]):
         backend: ToolBackend,
         questions: Sequence[QAItem],
         config: EnvConfig | None = None,
-        protocol: Protocol | None = None,
         render_mode: str | None = None,
     ) -> None:
         self.config = config or EnvConfig()
-        self.protocol = protocol or get_protocol(self.config.protocol)
+        self.protocol = self.config.make_protocol()
         self.backend = backend
         self.questions = list(questions)
-        self.reward_fn = checked_reward_fn(self.config.reward, self.protocol.name)
+        self.reward_fn = checked_reward_fn(self.config.reward, self.protocol)
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
         self.render_mode = render_mode
@@ -100,9 +104,7 @@ class SearchEnv(gym.Env[str, str]):
         self._done = False
         self._turns = self._searches = self._format_errors = 0
         self._last_query = None
-        reset_backend = getattr(self.backend, "reset", None)
-        if callable(reset_backend):  # e.g. the web backend forgets which URLs searches returned
-            reset_backend()
+        self.backend.reset()  # e.g. the web backend forgets which URLs searches returned
         info = self._info()
         info["messages"] = [dict(message) for message in prompt.messages]
         info["stop"] = list(self.protocol.stop)
@@ -205,7 +207,7 @@ class SearchEnv(gym.Env[str, str]):
 
     def _score(self) -> RewardResult:
         assert self._transcript is not None and self._item is not None
-        return self.reward_fn(self._transcript.response, list(self._item.golden_answers), self.protocol.name)
+        return self.reward_fn(self._transcript.response, list(self._item.golden_answers), self.protocol.tags)
 
     def _components(self, result: RewardResult) -> dict[str, Any]:
         components = dict(result.components)
@@ -224,9 +226,7 @@ class SearchEnv(gym.Env[str, str]):
         }
 
     def close(self) -> None:
-        close_backend = getattr(self.backend, "close", None)
-        if callable(close_backend):
-            close_backend()
+        self.backend.close()
         super().close()
 
     # ---------------------------------------------------------------- render

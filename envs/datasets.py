@@ -24,6 +24,8 @@ from typing import Any, Iterator, Sequence
 from deepresearch.data import demo_questions_path
 
 Source = str | Path
+# What an env accepts as its questions: see :func:`resolve_questions`.
+DatasetSpec = Source | Sequence[Source] | Sequence["QAItem"] | None
 ROW_FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
@@ -166,3 +168,12 @@ def _answers(raw: Any, item_id: Any) -> tuple[str, ...]:
     if not answers:
         raise ValueError(f"question {item_id!r} has no answer")
     return tuple(answers)
+
+
+def resolve_questions(dataset: DatasetSpec, split: str | None, limit: int | None) -> list[QAItem]:
+    """An env's questions: none, ready ``QAItem`` objects, or anything :func:`load_qa` reads."""
+    if dataset is None:
+        return []
+    if isinstance(dataset, (list, tuple)) and dataset and all(isinstance(item, QAItem) for item in dataset):
+        return list(dataset[:limit] if limit else dataset)
+    return load_qa(dataset, split=split, limit=limit)

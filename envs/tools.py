@@ -8,8 +8,9 @@ observation for the model, not a reason to stop training.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar
 
 from deepresearch.envs.documents import Document
 from deepresearch.envs.retrieval.base import Retriever
@@ -24,29 +25,32 @@ class PageResult:
     error: str | None = None
 
 
-@runtime_checkable
-class ToolBackend(Protocol):
-    supports_browse: bool
+class ToolBackend(ABC):
+    """What the env core calls. ``reset`` (a new episode) and ``close`` are no-ops unless
+    a backend keeps per-episode state (the web backend's seen URLs) or owns resources."""
 
+    supports_browse: ClassVar[bool] = False
+
+    @abstractmethod
     def search(self, queries: list[str], k: int) -> list[list[Document]]:
         """Top-``k`` results per query; never raises for a bad query."""
-        ...
 
     def browse(self, urls: list[str], question: str, query: str | None) -> list[PageResult]:
         """One result per URL, in order, with ``error`` set when it could not be read."""
-        ...
+        return [PageResult(url=url, error="browsing is not available in this environment") for url in urls]
+
+    def reset(self) -> None:
+        """Forget per-episode state at the start of an episode."""
+
+    def close(self) -> None:
+        """Release what the backend owns."""
 
 
-class RetrieverBackend:
+class RetrieverBackend(ToolBackend):
     """A local retriever as a backend: search only, browsing is not available."""
-
-    supports_browse = False
 
     def __init__(self, retriever: Retriever) -> None:
         self.retriever = retriever
 
     def search(self, queries: list[str], k: int) -> list[list[Document]]:
         return self.retriever.search(queries, k)
-
-    def browse(self, urls: list[str], question: str, query: str | None) -> list[PageResult]:
-        return [PageResult(url=url, error="browsing is not available in this environment") for url in urls]

@@ -12,8 +12,8 @@ from dataclasses import fields
 from typing import Any
 
 from deepresearch.envs.core import EnvConfig, SearchEnv
+from deepresearch.envs.datasets import DatasetSpec, resolve_questions
 from deepresearch.envs.tools import ToolBackend
-from deepresearch.envs.wiki import DatasetSpec, resolve_questions
 
 ENV_FIELDS = {f.name for f in fields(EnvConfig)}
 

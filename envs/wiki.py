@@ -7,15 +7,13 @@ whose facts no model can know, so it has to search) with a BM25 index.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from deepresearch.envs.core import EnvConfig, SearchEnv, checked_reward_fn
-from deepresearch.envs.datasets import QAItem, load_qa
+from deepresearch.envs.datasets import DatasetSpec, resolve_questions
 from deepresearch.envs.retrieval import Retriever, load_retriever
 from deepresearch.envs.retrieval.remote import RemoteRetriever, is_url
 from deepresearch.envs.tools import RetrieverBackend
-
-DatasetSpec = str | Path | Sequence[str | Path] | Sequence[QAItem] | None
 
 
 def make_wiki_env(
@@ -45,11 +43,11 @@ def make_wiki_env(
         limit: keep only the first ``limit`` questions.
         retriever_kwargs: passed to the retriever builder (e.g. ``model_name_or_path``).
         render_mode: None or ``"ansi"``.
-        **config: ``EnvConfig`` fields: protocol, reward, top_k, max_turns, max_observation_chars,
+        **config: ``EnvConfig`` fields: protocol (a name or a ``Protocol`` instance), reward, top_k, max_turns, max_observation_chars,
             max_action_chars, max_queries_per_call, on_format_error.
     """
     env_config = EnvConfig(**config)
-    checked_reward_fn(env_config.reward, env_config.protocol)  # before an index load that may take minutes
+    checked_reward_fn(env_config.reward, env_config.make_protocol())  # before an index load that may take minutes
     url = next((value for value in (retriever, corpus) if isinstance(value, str) and is_url(value)), None)
     if url is not None:
         retriever = RemoteRetriever(url)
@@ -64,11 +62,3 @@ def make_wiki_env(
         dataset = "demo"
     questions = resolve_questions(dataset, split, limit)
     return SearchEnv(RetrieverBackend(retriever), questions, env_config, render_mode=render_mode)
-
-
-def resolve_questions(dataset: DatasetSpec, split: str | None, limit: int | None) -> list[QAItem]:
-    if dataset is None:
-        return []
-    if isinstance(dataset, (list, tuple)) and dataset and all(isinstance(item, QAItem) for item in dataset):
-        return list(dataset[:limit] if limit else dataset)
-    return load_qa(dataset, split=split, limit=limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deepresearch.agents.eval_cli import configure
+from deepresearch.agents.eval.cli import configure
 
 
 def main() -> int:

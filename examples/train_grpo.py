@@ -17,10 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from deepresearch.agents import GRPOTrainer, default_tiny_model, plot_run, read_metrics
-from deepresearch.agents.demo import DEMO_ENV_KWARGS, DEMO_SFT, DEMO_WARM_START_GUESS_RATE, demo_grpo_config, demo_warm_start
+from tqdm.auto import tqdm
+
+from deepresearch.agents import GRPOTrainer, PolicyLossConfig, UpdateConfig, default_tiny_model, plot_run, read_metrics
+from deepresearch.agents.train.demo import (
+    DEMO_ENV_KWARGS,
+    DEMO_OPTIMIZER,
+    DEMO_SFT,
+    DEMO_WARM_START_GUESS_RATE,
+    demo_grpo_config,
+    demo_warm_start,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,6 +56,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output-dir", default="runs/train_grpo")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true", help="engine logs on the console (default: OUTPUT/engine.log)")
     return parser.parse_args()
 
 
@@ -58,16 +69,23 @@ def warm_started_tiny_model(args: argparse.Namespace, env_kwargs: dict, output_d
         started = time.perf_counter()
         print(f"warm start: SFT for {args.sft_steps} steps on scripted trajectories, {args.guess_rate:.0%} of them "
               "answering without searching (env text masked)")
-        losses = demo_warm_start(
-            model, warm_dir, args.env_id, env_kwargs, args.sft_steps, args.guess_rate, args.seed,
-            on_step=lambda step, loss: print(f"  sft step {step + 1}: loss {loss:.3f}") if (step + 1) % 100 == 0 else None,
-        )
+        with tqdm(total=args.sft_steps, desc="warm start", unit="step", leave=False, dynamic_ncols=True) as bar:
+
+            def on_step(step: int, loss: float) -> None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+            losses = demo_warm_start(model, warm_dir, args.env_id, env_kwargs, args.sft_steps, args.guess_rate, args.seed, on_step=on_step)
         print(f"warm start done in {time.perf_counter() - started:.0f}s (loss {losses[0]:.2f} -> {losses[-1]:.2f})")
     return str(warm_dir) if warm_dir.is_dir() else model
 
 
 def main() -> None:
     args = parse_args()
+    if not args.verbose:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     output_dir = Path(args.output_dir)
     env_kwargs = {**DEMO_ENV_KWARGS, **json.loads(args.env_kwargs)}
     if args.protocol:
@@ -78,7 +96,6 @@ def main() -> None:
     flags = {
         "group_size": args.group_size,
         "questions_per_step": args.batch_size,
-        "learning_rate": args.lr,
         "steps": args.steps,
         "eval_questions": args.eval_questions,
         "eval_every": args.eval_every,
@@ -88,7 +105,8 @@ def main() -> None:
         env_id=args.env_id,
         env_kwargs=env_kwargs,
         engine=args.engine,
-        kl_coef=args.kl,
+        optimizer=replace(DEMO_OPTIMIZER, learning_rate=args.lr or DEMO_OPTIMIZER.learning_rate),
+        update=UpdateConfig(loss=PolicyLossConfig(kl_coef=args.kl)),
         lora_rank=args.lora_rank,
         mask_env_tokens=not args.no_mask_env_tokens,
         output_dir=str(output_dir),
@@ -96,7 +114,7 @@ def main() -> None:
         seed=args.seed,
         **{name: value for name, value in flags.items() if value is not None},
     )
-    trainer = GRPOTrainer(config)
+    trainer = GRPOTrainer(config, verbose=args.verbose)
     started = time.perf_counter()
     trainer.train()
     records = read_metrics(output_dir / "metrics.jsonl")

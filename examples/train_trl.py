@@ -19,7 +19,7 @@ import gymnasium as gym
 
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.agents import RolloutConfig, default_tiny_model
-from deepresearch.agents.trl_adapter import TRLRolloutAdapter, env_reward
+from deepresearch.agents.adapters.trl import TRLRolloutAdapter, env_reward
 
 
 def parse_args() -> argparse.Namespace:

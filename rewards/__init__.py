@@ -1,40 +1,37 @@
 """Answer metrics, answer extraction, format checks and reward presets (pure Python).
 
+    from deepresearch.envs import get_protocol
     from deepresearch.rewards import compute_reward, extract_answer, f1_score
+
+    tags = get_protocol("search_r1").tags               # the protocol's vocabulary
     response = "<think>Capital of France.</think>\\n<answer>Paris</answer>"
-    extract_answer(response, "search_r1")                   # 'Paris'
-    f1_score("the Paris", ["Paris", "Paris, France"])        # 1.0
-    compute_reward("search_r1", response, ["Paris"], "search_r1").reward  # 1.0
+    extract_answer(response, tags)                      # 'Paris'
+    f1_score("the Paris", ["Paris", "Paris, France"])   # 1.0
+    compute_reward("search_r1", response, ["Paris"], tags).reward  # 1.0
 
 ``response`` is always the text after the prompt (policy turns plus the env's
-observation blocks), never the prompt itself. This package imports nothing heavy.
+observation blocks), never the prompt itself. Every rule reads the tag names from
+the ``ProtocolTags`` it is given, so a protocol of your own is scored like ours.
+This package imports nothing heavy and nothing else of ours.
 """
 
 from deepresearch.rewards.extraction import count_searches, extract_answer, extract_boxed
 from deepresearch.rewards.format_checks import FormatCheck, check_format, check_search_r1_structure
 from deepresearch.rewards.metrics import exact_match, f1_score, normalize_answer, substring_match
-from deepresearch.rewards.presets import (
-    DEFAULT_PRESET_BY_PROTOCOL,
-    REWARD_PRESETS,
-    SearchR1FormatReward,
-    compute_reward,
-    get_reward_fn,
-)
+from deepresearch.rewards.presets import REWARD_PRESETS, SearchR1FormatReward, compute_reward, get_reward_fn
 from deepresearch.rewards.scoring import RewardFn, RewardResult, ScoringContext
-from deepresearch.rewards.tags import PROTOCOL_TAGS, TOOL_ARGUMENTS, ProtocolTags, parse_tool_call
+from deepresearch.rewards.tags import ProtocolTags, ToolSpec, parse_tool_call
 from deepresearch.rewards.terms import WeightedReward
 
 __all__ = [
-    "DEFAULT_PRESET_BY_PROTOCOL",
-    "PROTOCOL_TAGS",
     "REWARD_PRESETS",
-    "TOOL_ARGUMENTS",
     "FormatCheck",
     "ProtocolTags",
     "RewardFn",
     "RewardResult",
     "ScoringContext",
     "SearchR1FormatReward",
+    "ToolSpec",
     "WeightedReward",
     "check_format",
     "check_search_r1_structure",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from deepresearch.rewards.tags import CHAT_MARKUP, SEARCH_TOOL, ProtocolTags, parse_tool_call, protocol_tags
+from deepresearch.rewards.tags import CHAT_MARKUP, ProtocolTags, parse_tool_call
 
 _BOXED = "\\boxed{"
 
@@ -27,6 +27,8 @@ def policy_view(response: str, tags: ProtocolTags) -> str:
     """
     if not isinstance(response, str):
         raise TypeError(f"response must be a string, got {type(response).__name__}")
+    if not isinstance(tags, ProtocolTags):
+        raise TypeError(f"pass the protocol's ProtocolTags (protocol.tags), not {type(tags).__name__} {tags!r}")
     text = CHAT_MARKUP.sub("\n", response)
     opening, closing = f"<{tags.observation}>", f"</{tags.observation}>"
     text = _block(tags.observation).sub(opening + closing, text)
@@ -52,14 +54,13 @@ def extract_boxed(text: str) -> str | None:
     return None
 
 
-def extract_answer(response: str, protocol: str) -> str | None:
+def extract_answer(response: str, tags: ProtocolTags) -> str | None:
     """The final answer, or None when there is none.
 
-    ``research``: the content of ``\\boxed{...}`` in the last ``<answer>`` block.
-    ``search_r1`` / ``tool_call``: the last ``<answer>`` block's content, stripped.
-    (FlashRAG records a missing answer as ``""``; None scores 0 like that ``""`` does.)
+    With ``tags.boxed_answer`` (ReSearch): the content of ``\\boxed{...}`` in the last
+    answer block; otherwise the last answer block's content, stripped. (FlashRAG
+    records a missing answer as ``""``; None scores 0 like that ``""`` does.)
     """
-    tags = protocol_tags(protocol)
     answers = block_contents(policy_view(response, tags), tags.answer)
     if not answers:
         return None
@@ -68,22 +69,20 @@ def extract_answer(response: str, protocol: str) -> str | None:
     return answers[-1].strip()
 
 
-def count_searches(response: str, protocol: str) -> int:
-    """How many non-empty searches the policy issued (``web_search`` calls for ``tool_call``)."""
-    tags = protocol_tags(protocol)
+def count_searches(response: str, tags: ProtocolTags) -> int:
+    """How many non-empty searches the policy issued (calls of ``tags.search_tool`` for tool protocols)."""
     calls = block_contents(policy_view(response, tags), tags.call)
-    if tags.call != "tool_call":
+    if not tags.uses_tools:
         return sum(1 for query in calls if query.strip())
     searches = 0
     for payload in calls:
         try:
-            searches += parse_tool_call(payload)[0] == SEARCH_TOOL
+            searches += parse_tool_call(payload, tags)[0].name == tags.search_tool
         except ValueError:
             continue
     return searches
 
 
-def observation_texts(response: str, protocol: str) -> list[str]:
+def observation_texts(response: str, tags: ProtocolTags) -> list[str]:
     """Contents of the env's closed observation blocks (what retrieval returned)."""
-    tags = protocol_tags(protocol)
     return block_contents(CHAT_MARKUP.sub("\n", response), tags.observation)

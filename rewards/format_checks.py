@@ -1,11 +1,10 @@
-"""Whole-response format checks for the three protocols.
+"""Whole-response format checks, for any protocol's tags.
 
 The response is the policy's turns plus the env's observation blocks as they appear
 in the transcript. Observation blocks are opaque (their contents are hidden first)
-and chat markup counts as whitespace. The lenient check (:func:`check_format`) is
-what the ``research`` / ``deepresearcher`` rewards use; the strict Search-R1
-structure (:func:`check_search_r1_structure`, also ``check_format(..., strict=True)``)
-is what Search-R1's optional structure-format reward uses.
+and chat markup counts as whitespace. :func:`check_format` is the rule the
+``research`` / ``deepresearcher`` rewards use; :func:`check_search_r1_structure` is
+the strict sequence Search-R1's optional structure-format reward uses.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from deepresearch.rewards.extraction import extract_boxed, policy_view
-from deepresearch.rewards.tags import PROTOCOL_TAGS, ProtocolTags, parse_tool_call, protocol_tags
+from deepresearch.rewards.tags import ProtocolTags, parse_tool_call
 
 
 @dataclass(frozen=True)
@@ -32,9 +31,6 @@ class FormatCheck:
 
 def _tag_pattern(tags: ProtocolTags) -> re.Pattern[str]:
     return re.compile(r"<(/?)(" + "|".join(map(re.escape, tags.names)) + r")>")
-
-
-_TAG_PATTERNS = {name: _tag_pattern(tags) for name, tags in PROTOCOL_TAGS.items()}
 
 
 class _Scanner:
@@ -87,9 +83,9 @@ class _Scanner:
     def _check_call(self, tag: str, content: str) -> None:
         if not content.strip():
             self.reasons.append(f"empty <{tag}>")
-        elif tag == "tool_call":
+        elif self.tags.uses_tools and tag == self.tags.call:
             try:
-                parse_tool_call(content)
+                parse_tool_call(content, self.tags)
             except ValueError as error:
                 self.reasons.append(str(error))
 
@@ -110,21 +106,12 @@ class _Scanner:
         return self.reasons
 
 
-def check_format(response: str, protocol: str, *, strict: bool = False) -> FormatCheck:
-    """Check a whole response against ``protocol``'s rules (see the module docstring).
-
-    ``strict=True`` is only defined for ``search_r1`` and runs
-    :func:`check_search_r1_structure`.
-    """
-    tags = protocol_tags(protocol)
-    if strict:
-        if protocol != "search_r1":
-            raise ValueError(f"strict format checking exists only for 'search_r1', not {protocol!r}")
-        return check_search_r1_structure(response)
+def check_format(response: str, tags: ProtocolTags) -> FormatCheck:
+    """Check a whole response against the rules in ``_Scanner`` for ``tags``' vocabulary."""
     text = policy_view(response, tags)
     scanner = _Scanner(tags)
     position = 0
-    for match in _TAG_PATTERNS[protocol].finditer(text):
+    for match in _tag_pattern(tags).finditer(text):
         scanner.gap(text[position : match.start()])
         closing, tag = match.groups()
         if closing:
@@ -136,34 +123,44 @@ def check_format(response: str, protocol: str, *, strict: bool = False) -> Forma
     return FormatCheck.from_reasons(scanner.finish(text))
 
 
-# Search-R1's strict structure: think -> (search -> information -> think)* -> answer.
-# (state, tag) -> next state; text is allowed only inside a block, whitespace anywhere.
+# Search-R1's strict structure: think -> (call -> observation -> think)* -> answer, over
+# the roles of the protocol's tags. (state, tag event) -> next state; text is allowed
+# only inside a block, whitespace anywhere.
 _STRUCTURE = {
     ("start", "<think>"): "in think",
     ("in think", "</think>"): "after think",
-    ("after think", "<search>"): "in search",
-    ("in search", "</search>"): "after search",
-    ("after search", "<information>"): "in information",
-    ("in information", "</information>"): "after information",
-    ("after information", "<think>"): "in think",
+    ("after think", "<call>"): "in call",
+    ("in call", "</call>"): "after call",
+    ("after call", "<observation>"): "in observation",
+    ("in observation", "</observation>"): "after observation",
+    ("after observation", "<think>"): "in think",
     ("after think", "<answer>"): "in answer",
     ("in answer", "</answer>"): "end",
 }
 
 
-def check_search_r1_structure(response: str) -> FormatCheck:
+def check_search_r1_structure(response: str, tags: ProtocolTags) -> FormatCheck:
     """Search-R1's strict sequence check; the first violation is the reason."""
-    text = policy_view(response, PROTOCOL_TAGS["search_r1"])
+    roles = {tags.think: "think", tags.observation: "observation", tags.answer: "answer"}
+    roles.update({call: "call" for call in tags.calls})
+    names = {"think": tags.think, "call": tags.call, "observation": tags.observation, "answer": tags.answer}
+
+    def label(state: str) -> str:  # the state in the protocol's own tag names
+        phase, _, role = state.partition(" ")
+        return f"{phase} {names[role]}" if role else phase
+
+    text = policy_view(response, tags)
     state, position = "start", 0
-    for match in _TAG_PATTERNS["search_r1"].finditer(text):
+    for match in _tag_pattern(tags).finditer(text):
         if not state.startswith("in ") and text[position : match.start()].strip():
-            return FormatCheck(False, (f"text outside a block at state '{state}'",))
-        next_state = _STRUCTURE.get((state, match.group(0)))
+            return FormatCheck(False, (f"text outside a block at state '{label(state)}'",))
+        closing, tag = match.groups()
+        next_state = _STRUCTURE.get((state, f"<{closing}{roles[tag]}>"))
         if next_state is None:
-            return FormatCheck(False, (f"unexpected {match.group(0)} at state '{state}'",))
+            return FormatCheck(False, (f"unexpected {match.group(0)} at state '{label(state)}'",))
         state, position = next_state, match.end()
     if state == "end" and text[position:].strip():
-        return FormatCheck(False, ("text after the final </answer>",))
+        return FormatCheck(False, (f"text after the final </{tags.answer}>",))
     if state != "end":
-        return FormatCheck(False, (f"response ends at state '{state}', expected a final </answer>",))
+        return FormatCheck(False, (f"response ends at state '{label(state)}', expected a final </{tags.answer}>",))
     return FormatCheck(True)

@@ -9,6 +9,7 @@ from deepresearch.rewards.extraction import observation_texts
 from deepresearch.rewards.format_checks import check_search_r1_structure
 from deepresearch.rewards.metrics import GoldenAnswers, substring_match
 from deepresearch.rewards.scoring import RewardFn, RewardResult, ScoringContext
+from deepresearch.rewards.tags import ProtocolTags
 from deepresearch.rewards.terms import em, f1
 
 # Partial credit ReSearch gives a well-formatted answer with F1 = 0.
@@ -23,8 +24,8 @@ class RuleReward:
 
     rule: Callable[[ScoringContext], float]
 
-    def __call__(self, response: str, golden_answers: GoldenAnswers, protocol: str) -> RewardResult:
-        context = ScoringContext.build(response, golden_answers, protocol)
+    def __call__(self, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags) -> RewardResult:
+        context = ScoringContext.build(response, golden_answers, tags)
         return context.result(self.rule(context))
 
 
@@ -45,19 +46,19 @@ class SearchR1FormatReward:
     valid structure + correct -> 1; invalid + correct -> 1 - structure_format_score;
     valid + wrong or no answer -> structure_format_score (+ retrieval_score when some
     gold appears in an ``<information>`` block); invalid + wrong answer ->
-    final_format_score; invalid + no answer -> 0. Needs the ``search_r1`` protocol.
+    final_format_score; invalid + no answer -> 0. Needs a tag protocol (not tool calls).
     """
 
     structure_format_score: float = 0.2
     final_format_score: float = 0.1
     retrieval_score: float = 0.1
 
-    def __call__(self, response: str, golden_answers: GoldenAnswers, protocol: str) -> RewardResult:
-        if protocol != "search_r1":
-            raise ValueError(f"the search_r1_format reward needs protocol 'search_r1', not {protocol!r}")
-        context = ScoringContext.build(response, golden_answers, protocol)
-        structure = check_search_r1_structure(response)
-        observations = observation_texts(response, protocol)
+    def __call__(self, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags) -> RewardResult:
+        if tags.uses_tools:
+            raise ValueError(f"the search_r1_format reward needs a tag protocol, not the tool-call protocol {tags.name!r}")
+        context = ScoringContext.build(response, golden_answers, tags)
+        structure = check_search_r1_structure(response, tags)
+        observations = observation_texts(response, tags)
         retrieved = any(substring_match(text, context.golden_answers) for text in observations)
         if context.em:
             reward = 1.0 if structure.ok else 1.0 - self.structure_format_score
@@ -82,13 +83,6 @@ REWARD_PRESETS: dict[str, RewardFn] = {
     "em": RuleReward(em),
 }
 
-DEFAULT_PRESET_BY_PROTOCOL: dict[str, str] = {
-    "research": "research",
-    "search_r1": "search_r1",
-    "tool_call": "deepresearcher",
-}
-
-
 def get_reward_fn(preset: str) -> RewardFn:
     """The reward fn named ``preset``; a ValueError lists the known presets."""
     try:
@@ -98,6 +92,6 @@ def get_reward_fn(preset: str) -> RewardFn:
         raise ValueError(f"unknown reward preset {preset!r}; known presets: {known}") from None
 
 
-def compute_reward(preset: str, response: str, golden_answers: GoldenAnswers, protocol: str) -> RewardResult:
-    """Score ``response`` (text after the prompt) with the named preset."""
-    return get_reward_fn(preset)(response, golden_answers, protocol)
+def compute_reward(preset: str, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags) -> RewardResult:
+    """Score ``response`` (text after the prompt) with the named preset and the protocol's tags."""
+    return get_reward_fn(preset)(response, golden_answers, tags)

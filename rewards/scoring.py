@@ -10,7 +10,7 @@ from typing import Any
 from deepresearch.rewards.extraction import count_searches, extract_answer
 from deepresearch.rewards.format_checks import FormatCheck, check_format
 from deepresearch.rewards.metrics import GoldenAnswers, as_gold_list, exact_match, f1_score, substring_match
-from deepresearch.rewards.tags import protocol_tags
+from deepresearch.rewards.tags import ProtocolTags
 
 
 @dataclass(frozen=True)
@@ -27,23 +27,24 @@ class ScoringContext:
 
     response: str
     golden_answers: tuple[str, ...]
-    protocol: str
+    tags: ProtocolTags
 
     @classmethod
-    def build(cls, response: str, golden_answers: GoldenAnswers, protocol: str) -> ScoringContext:
+    def build(cls, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags) -> ScoringContext:
         """Validate the inputs up front so a bad call fails here with a clear message."""
-        protocol_tags(protocol)
+        if not isinstance(tags, ProtocolTags):
+            raise TypeError(f"score with a protocol's ProtocolTags (protocol.tags), not {type(tags).__name__}")
         if not isinstance(response, str):
             raise TypeError(f"response must be a string, got {type(response).__name__}")
-        return cls(response, tuple(as_gold_list(golden_answers)), protocol)
+        return cls(response, tuple(as_gold_list(golden_answers)), tags)
 
     @cached_property
     def answer(self) -> str | None:
-        return extract_answer(self.response, self.protocol)
+        return extract_answer(self.response, self.tags)
 
     @cached_property
     def format_check(self) -> FormatCheck:
-        return check_format(self.response, self.protocol)
+        return check_format(self.response, self.tags)
 
     @cached_property
     def em(self) -> float:
@@ -59,7 +60,7 @@ class ScoringContext:
 
     @cached_property
     def searches(self) -> int:
-        return count_searches(self.response, self.protocol)
+        return count_searches(self.response, self.tags)
 
     def result(self, reward: float, **extra: Any) -> RewardResult:
         """A RewardResult carrying the standard components plus ``extra`` ones."""
@@ -74,4 +75,6 @@ class ScoringContext:
         return RewardResult(float(reward), components | extra)
 
 
-RewardFn = Callable[[str, GoldenAnswers, str], RewardResult]
+# ``reward_fn(response, golden_answers, tags)``: the text after the prompt, the gold
+# answers, and the protocol's vocabulary (``protocol.tags``).
+RewardFn = Callable[[str, GoldenAnswers, ProtocolTags], RewardResult]

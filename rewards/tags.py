@@ -1,32 +1,66 @@
-"""One small table per protocol: its tag names and, for ``tool_call``, its known tools.
+"""A protocol's vocabulary as one value: the tags it writes and reads, and its tools.
 
-Kept in one place so the env's action parser and these whole-response checks agree
-on the vocabulary. Only names live here; the rules live in ``format_checks``.
+Each protocol (``deepresearch.envs.protocols``) owns one ``ProtocolTags`` and every
+reward function receives it, so a protocol defined in user code, with tag names of
+its own, is parsed, checked and scored like the built-in ones. Only names live
+here; the rules live in ``format_checks`` and ``extraction``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+URL_PREFIXES = ("http://", "https://")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model calls with JSON: its name and the argument holding its inputs.
+
+    ``takes_urls`` marks a browsing tool, whose inputs must be http(s) URLs; the
+    descriptions are what a prompt shows the model.
+    """
+
+    name: str
+    argument: str
+    takes_urls: bool = False
+    description: str = ""
+    argument_description: str = ""
 
 
 @dataclass(frozen=True)
 class ProtocolTags:
     """Tag names of one protocol (written without angle brackets).
 
-    ``call`` is what the policy writes to act (a search or a tool call), ``observation``
-    is the block the env writes back, ``boxed_answer`` says whether the answer must
-    wrap its final value in ``\\boxed{...}``. ``browse`` is a second call tag (a URL to
-    read) for tag protocols used on the web; its result comes back in ``observation`` too.
+    ``call`` is what the policy writes to act (a search, or a JSON tool call when
+    ``tools`` is set), ``observation`` the block the env writes back, ``answer`` the
+    final answer, and ``boxed_answer`` whether the answer must wrap its final value in
+    ``\\boxed{...}``. ``browse`` is a second call tag (a URL to read) for tag protocols
+    on the web; its result comes back in ``observation`` too. ``search_tool`` names
+    the tool among ``tools`` that counts as a search.
     """
 
+    name: str
     think: str
     call: str
     observation: str
     answer: str
-    boxed_answer: bool
+    boxed_answer: bool = False
     browse: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    search_tool: str | None = None
+    _tool_by_name: Mapping[str, ToolSpec] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        names = self.names
+        if len(set(names)) != len(names) or not all(re.fullmatch(r"[A-Za-z_][\w.-]*", tag) for tag in names):
+            raise ValueError(f"protocol {self.name!r}: tag names must be distinct identifiers, got {names}")
+        object.__setattr__(self, "_tool_by_name", {tool.name: tool for tool in self.tools})
+        if self.search_tool is not None and self.search_tool not in self._tool_by_name:
+            raise ValueError(f"protocol {self.name!r}: search_tool {self.search_tool!r} is not one of its tools")
 
     @property
     def calls(self) -> tuple[str, ...]:
@@ -36,38 +70,33 @@ class ProtocolTags:
     def names(self) -> tuple[str, ...]:
         return (self.think, *self.calls, self.observation, self.answer)
 
+    @property
+    def action_tags(self) -> tuple[str, ...]:
+        """Tags that end a policy turn: the calls and the answer."""
+        return (*self.calls, self.answer)
 
-PROTOCOL_TAGS: dict[str, ProtocolTags] = {
-    "research": ProtocolTags("think", "search", "result", "answer", boxed_answer=True, browse="browse"),
-    "search_r1": ProtocolTags("think", "search", "information", "answer", boxed_answer=False, browse="browse"),
-    "tool_call": ProtocolTags("think", "tool_call", "tool_response", "answer", boxed_answer=False),
-}
+    @property
+    def uses_tools(self) -> bool:
+        """True when ``call`` holds a JSON tool call rather than a plain query."""
+        return bool(self.tools)
 
-# tool name -> the argument holding its list of inputs (a bare string is accepted too).
-TOOL_ARGUMENTS: dict[str, str] = {"web_search": "query", "web_browse": "url"}
-SEARCH_TOOL = "web_search"
-URL_PREFIXES = ("http://", "https://")
-
-# Chat-template markup (Qwen/ChatML) that may sit between turns of a transcript; the
-# checks treat it as whitespace so a tool turn or a trailing EOS is never a format error.
-CHAT_MARKUP = re.compile(r"<\|im_start\|>[a-z]*\n?|<\|im_end\|>|<\|endoftext\|>")
+    def tool(self, name: object) -> ToolSpec | None:
+        return self._tool_by_name.get(name) if isinstance(name, str) else None
 
 
-def protocol_tags(protocol: str) -> ProtocolTags:
-    """The tag table of ``protocol``; a ValueError names the known protocols."""
-    try:
-        return PROTOCOL_TAGS[protocol]
-    except KeyError:
-        known = ", ".join(sorted(PROTOCOL_TAGS))
-        raise ValueError(f"unknown protocol {protocol!r}; known protocols: {known}") from None
+# Chat-template special tokens written as ``<|name|>`` (ChatML/Qwen, Llama 3, Phi), with
+# the role name some templates put after a turn opener. Decoded chat transcripts carry
+# them between turns; the checks read them as whitespace, so a tool turn or a trailing
+# end-of-turn token is never a format error.
+CHAT_MARKUP = re.compile(r"<\|[A-Za-z0-9_]+\|>(?:(?:system|user|assistant|tool|ipython)(?=<\||\n))?\n?")
 
 
-def parse_tool_call(payload: str) -> tuple[str, list[str]]:
-    """Parse the JSON inside ``<tool_call>`` into ``(tool name, inputs)``.
+def parse_tool_call(payload: str, tags: ProtocolTags) -> tuple[ToolSpec, list[str]]:
+    """Parse the JSON inside a tool-call block into ``(tool, inputs)``.
 
     Raises ValueError with a human-readable reason when the JSON does not parse, the
-    tool is unknown, or its argument is missing, empty, not strings, or (for
-    ``web_browse``) not http(s) URLs.
+    tool is unknown, or its argument is missing, empty, not strings, or (for a
+    browsing tool) not http(s) URLs. A bare string argument counts as a list of one.
     """
     try:
         call = json.loads(payload)
@@ -75,20 +104,20 @@ def parse_tool_call(payload: str) -> tuple[str, list[str]]:
         raise ValueError(f"tool call is not valid JSON ({error.msg})") from None
     if not isinstance(call, dict):
         raise ValueError("tool call JSON is not an object")
-    name = call.get("name")
-    if name not in TOOL_ARGUMENTS:
-        raise ValueError(f"unknown tool {name!r}; known tools: {', '.join(TOOL_ARGUMENTS)}")
+    tool = tags.tool(call.get("name"))
+    if tool is None:
+        known = ", ".join(spec.name for spec in tags.tools)
+        raise ValueError(f"unknown tool {call.get('name')!r}; known tools: {known}")
     arguments = call.get("arguments")
-    argument = TOOL_ARGUMENTS[name]
-    if not isinstance(arguments, dict) or argument not in arguments:
-        raise ValueError(f"tool {name} needs arguments {{{argument!r}: [...]}}")
-    inputs = arguments[argument]
+    if not isinstance(arguments, dict) or tool.argument not in arguments:
+        raise ValueError(f"tool {tool.name} needs arguments {{{tool.argument!r}: [...]}}")
+    inputs = arguments[tool.argument]
     if isinstance(inputs, str):
         inputs = [inputs]
     if not isinstance(inputs, list) or not inputs:
-        raise ValueError(f"tool {name} argument {argument!r} must be a string or a non-empty list")
+        raise ValueError(f"tool {tool.name} argument {tool.argument!r} must be a string or a non-empty list")
     if not all(isinstance(item, str) and item.strip() for item in inputs):
-        raise ValueError(f"tool {name} argument {argument!r} must hold non-empty strings")
-    if argument == "url" and not all(item.strip().startswith(URL_PREFIXES) for item in inputs):
-        raise ValueError(f"tool {name} needs http(s) URLs")
-    return name, inputs
+        raise ValueError(f"tool {tool.name} argument {tool.argument!r} must hold non-empty strings")
+    if tool.takes_urls and not all(item.strip().startswith(URL_PREFIXES) for item in inputs):
+        raise ValueError(f"tool {tool.name} needs http(s) URLs")
+    return tool, inputs

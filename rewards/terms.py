@@ -5,10 +5,10 @@ and the metrics are computed once however many terms read them::
 
     from deepresearch.rewards.terms import WeightedReward, f1, format_error, searched
 
-    reward_fn = WeightedReward([(f1, 1.0), (searched, 0.1), (format_error, -1.0)])
-    result = reward_fn("<think>x</think><answer>Paris</answer>", ["Paris"], "search_r1")
+    reward_fn = WeightedReward([("f1", f1, 1.0), ("searched", searched, 0.1), ("format", format_error, -1.0)])
+    result = reward_fn("<think>x</think><answer>Paris</answer>", ["Paris"], protocol.tags)
     result.reward                    # 1.0: f1 1, no search, format ok
-    result.components["term/f1"]     # 1.0 (each term's value is reported)
+    result.components["term/f1"]     # 1.0 (each term's value is reported under its name)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from deepresearch.rewards.metrics import GoldenAnswers
 from deepresearch.rewards.scoring import RewardResult, ScoringContext
+from deepresearch.rewards.tags import ProtocolTags
 
 Term = Callable[[ScoringContext], float]
 
@@ -54,17 +55,29 @@ def searched(context: ScoringContext) -> float:
 
 @dataclass(frozen=True)
 class WeightedReward:
-    """``reward = sum(weight * term(context))``; each term's value lands in ``components["term/<name>"]``."""
+    """``reward = sum(weight * term(context))`` over named ``(name, term, weight)`` terms.
 
-    terms: tuple[tuple[Term, float], ...]
+    Each term's value lands in ``components["term/<name>"]``. Names are given, not read
+    off the function (two lambdas, or a ``functools.partial``, have no telling name), and
+    two terms with one name would overwrite each other's value: that is a ValueError.
+    """
 
-    def __init__(self, terms: Sequence[tuple[Term, float]]) -> None:
+    terms: tuple[tuple[str, Term, float], ...]
+
+    def __init__(self, terms: Sequence[tuple[str, Term, float]]) -> None:
         if not terms:
-            raise ValueError("WeightedReward needs at least one (term, weight) pair")
-        object.__setattr__(self, "terms", tuple((term, float(weight)) for term, weight in terms))
+            raise ValueError("WeightedReward needs at least one (name, term, weight) triple")
+        for entry in terms:
+            if len(entry) != 3 or not isinstance(entry[0], str) or not entry[0] or not callable(entry[1]):
+                raise ValueError(f"a term is (name, callable, weight), got {entry!r}")
+        names = [name for name, _, _ in terms]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"WeightedReward terms need distinct names; repeated: {repeated}")
+        object.__setattr__(self, "terms", tuple((name, term, float(weight)) for name, term, weight in terms))
 
-    def __call__(self, response: str, golden_answers: GoldenAnswers, protocol: str) -> RewardResult:
-        context = ScoringContext.build(response, golden_answers, protocol)
-        values = {term.__name__: term(context) for term, _ in self.terms}
-        reward = sum(weight * values[term.__name__] for term, weight in self.terms)
+    def __call__(self, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags) -> RewardResult:
+        context = ScoringContext.build(response, golden_answers, tags)
+        values = {name: term(context) for name, term, _ in self.terms}
+        reward = sum(weight * values[name] for name, _, weight in self.terms)
         return context.result(reward, **{f"term/{name}": value for name, value in values.items()})

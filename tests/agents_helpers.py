@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from deepresearch.agents.engines.base import Generation, SamplingConfig
+from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids
+from deepresearch.agents.rollout.engines.base import Generation, SamplingConfig
 
 
 def tiny_policy() -> tuple[Any, Any, str]:
@@ -20,6 +21,12 @@ def tiny_policy() -> tuple[Any, Any, str]:
 
 class FixedOutputEngine:
     """Lifecycle of an engine whose outputs do not depend on trained weights: nothing to sync."""
+
+    max_model_len: int | None = None
+
+    @property
+    def end_of_turn_ids(self) -> frozenset[int]:
+        return end_of_turn_ids(self.tokenizer)
 
     def sync_weights(self, named_tensors) -> None:
         pass
@@ -73,3 +80,26 @@ def oracle_script(env: Any, index: int, encoder: Any) -> tuple[list[int], list[s
     oracle.reset(info)
     turns = [oracle.act() for _ in range(len(info["metadata"]["oracle_queries"]) + 1)]
     return encoder.encode_prompt(prompt, info.get("messages")), turns
+
+
+class HalfRightEngine(FixedOutputEngine):
+    """Answers every question at once: right in even batch slots, wrong in odd ones.
+
+    Slots are laid out group by group, so each GRPO group gets mixed rewards (1.0 and
+    e.g. ReSearch's 0.1) and a non-zero advantage; logprobs come from the real model.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, golds_by_question: dict[str, str], protocol: Any) -> None:
+        self.model, self.tokenizer, self.golds, self.protocol = model, tokenizer, golds_by_question, protocol
+
+    def generate(self, prompts, sampling):
+        outputs = []
+        for slot, prompt in enumerate(prompts):
+            question = next(q for q in self.golds if q in self.tokenizer.decode(prompt))
+            answer = self.golds[question] if slot % 2 == 0 else "Nowhere At All"
+            ids = self.tokenizer(self.protocol.answer_action(answer), add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logits = self.model(torch.tensor([prompt + ids])).logits[0, len(prompt) - 1 : -1]
+            logprobs = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(ids)[:, None])[:, 0].tolist()
+            outputs.append(Generation(token_ids=ids, logprobs=logprobs, text="", finish_reason="stop"))
+        return outputs

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from deepresearch.agents.batch import collate_episodes
-from deepresearch.agents.checkpoint import complete_checkpoints, latest_checkpoint, save_checkpoint
-from deepresearch.agents.rollout import Episode
-from deepresearch.agents.sampler import QuestionSampler
+from deepresearch.agents.rollout.batch import collate_episodes
+from deepresearch.agents.rollout.runner import Episode
+from deepresearch.agents.train.checkpoint import complete_checkpoints, latest_checkpoint, save_checkpoint
+from deepresearch.agents.train.sampler import QuestionSampler
 
 
 def episode(prompt, response, mask, reward, group):
@@ -72,7 +72,7 @@ def test_checkpoints_are_atomic_and_pruned(tmp_path):
 
 
 def test_metrics_log_starts_fresh_or_resumes_without_stale_or_torn_lines(tmp_path):
-    from deepresearch.agents.metrics_log import MetricsLogger, read_metrics
+    from deepresearch.agents.train.metrics_log import MetricsLogger, read_metrics
 
     logger = MetricsLogger(tmp_path, use_tensorboard=False)
     for step in (0, 1, 2, 3):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 import torch
+from agents_helpers import ReplayEngine, oracle_script, tiny_policy
 
 import deepresearch  # noqa: F401
-from agents_helpers import ReplayEngine, oracle_script, tiny_policy
 from deepresearch.agents import RolloutConfig, TurnEncoder, collate_episodes, make_engine, run_rollouts
-from deepresearch.agents.grpo_update import token_logprobs
+from deepresearch.agents.grpo.update import token_logprobs
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,22 +10,22 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from agents_helpers import HalfRightEngine, tiny_policy
 
-from agents_helpers import FixedOutputEngine, tiny_policy
 from deepresearch.agents import GRPOConfig, GRPOTrainer, SFTConfig, TurnEncoder, read_metrics, sft_train
-from deepresearch.agents.checkpoint import complete_checkpoints
-from deepresearch.agents.engines.base import Generation
-from deepresearch.agents.sft import Trajectory, Turn, encode_trajectory, lr_factor
+from deepresearch.agents.rollout.runner import RolloutConfig
+from deepresearch.agents.train.checkpoint import complete_checkpoints
+from deepresearch.agents.train.config import OptimizerConfig
+from deepresearch.agents.train.sft import encode_trajectory, lr_factor
+from deepresearch.agents.trajectories import Trajectory, Turn
 
 TINY_RUN = dict(
     engine="hf",
     group_size=2,
     questions_per_step=2,
-    max_new_tokens_per_turn=8,
-    max_response_tokens=48,
+    rollout=RolloutConfig(max_new_tokens_per_turn=8, max_response_tokens=48),
+    optimizer=OptimizerConfig(learning_rate=1e-3),
     eval_questions=2,
-    learning_rate=1e-3,
     prompt_mode="text",
 )
 
@@ -53,29 +52,6 @@ def test_sft_learning_rate_decays_linearly_and_restarts():
     assert [lr_factor(step, SFTConfig(steps=6, restart_every=3)) for step in range(6)] == pytest.approx([1, 2 / 3, 1 / 3] * 2)
 
 
-class HalfRightEngine(FixedOutputEngine):
-    """Answers every question at once: right in even batch slots, wrong in odd ones.
-
-    Slots are laid out group by group, so each GRPO group gets mixed rewards (1.0 and
-    ReSearch's 0.1) and a non-zero advantage; logprobs come from the real model.
-    """
-
-    def __init__(self, model, tokenizer, golds_by_question: dict[str, str]) -> None:
-        self.model, self.tokenizer, self.golds = model, tokenizer, golds_by_question
-
-    def generate(self, prompts, sampling):
-        outputs = []
-        for slot, prompt in enumerate(prompts):
-            question = next(q for q in self.golds if q in self.tokenizer.decode(prompt))
-            answer = self.golds[question] if slot % 2 == 0 else "Nowhere At All"
-            ids = self.tokenizer(f"<answer> \\boxed{{{answer}}} </answer>", add_special_tokens=False)["input_ids"]
-            with torch.no_grad():
-                logits = self.model(torch.tensor([prompt + ids])).logits[0, len(prompt) - 1 : -1]
-            logprobs = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(ids)[:, None])[:, 0].tolist()
-            outputs.append(Generation(token_ids=ids, logprobs=logprobs, text="", finish_reason="stop"))
-        return outputs
-
-
 @pytest.mark.slow
 def test_grpo_trains_logs_evaluates_and_checkpoints(tmp_path):
     from deepresearch.envs import load_qa
@@ -83,7 +59,7 @@ def test_grpo_trains_logs_evaluates_and_checkpoints(tmp_path):
     golds = {item.question: item.golden_answers[0] for item in load_qa("demo", split="train") + load_qa("demo", split="test")}
     config = GRPOConfig(steps=2, eval_every=2, save_every=1, output_dir=str(tmp_path), **TINY_RUN)
     trainer = GRPOTrainer(config, log=lambda line: None)
-    trainer.engine = HalfRightEngine(trainer.model, trainer.tokenizer, golds)
+    trainer.engine = HalfRightEngine(trainer.model, trainer.tokenizer, golds, trainer.envs[0].unwrapped.protocol)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     history = trainer.train()
     assert len(history) == 2
@@ -106,14 +82,14 @@ def test_grpo_trains_logs_evaluates_and_checkpoints(tmp_path):
 RUN_SCRIPT = """
 import json, sys
 from deepresearch.agents import GRPOConfig, GRPOTrainer
-config = GRPOConfig(**json.loads(sys.argv[1]))
+config = GRPOConfig.from_dict(json.loads(sys.argv[1]))
 GRPOTrainer(config, log=lambda line: print(line, flush=True)).train()
 """
 
 
 def run_training(output_dir: Path, steps: int, resume: bool) -> subprocess.Popen:
-    config = dict(TINY_RUN, steps=steps, eval_every=0, save_every=1, output_dir=str(output_dir), resume=resume)
-    return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, json.dumps(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    config = GRPOConfig(**TINY_RUN, steps=steps, eval_every=0, save_every=1, output_dir=str(output_dir), resume=resume)
+    return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, json.dumps(config.to_dict())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def questions_by_step(output_dir: Path) -> dict[int, list[int]]:

@@ -23,7 +23,7 @@ from deepresearch.envs.retrieval import (
     RemoteRetriever,
     RemoteRetrieverError,
 )
-from deepresearch.envs.vector_env import ThreadedEnvStepper
+from deepresearch.envs.threaded_stepper import ThreadedEnvStepper
 
 
 @pytest.fixture(scope="module")

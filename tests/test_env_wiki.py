@@ -121,7 +121,7 @@ def test_a_guessing_oracle_echoes_the_question_subject_on_its_share_of_questions
         if action.startswith("<answer>"):
             direct += 1
             subject = info["metadata"]["chain"][0]["subject"]
-            assert extract_answer(action, "search_r1") == subject and subject in info["question"]
+            assert extract_answer(action, env.unwrapped.protocol.tags) == subject and subject in info["question"]
             rewards.append(env.step(action)[1])
     assert 0.5 < direct / 200 < 0.7 and set(rewards) == {0.0}  # the echo is never the answer
     with pytest.raises(ValueError, match="guess_rate"):
@@ -144,7 +144,7 @@ def test_wrong_and_malformed_policies_get_the_presets_value(protocol, preset, wr
     assert info["reward_components"]["format_errors"] == 3
 
 
-@pytest.mark.parametrize("protocol", ["research", "tool_call"])
+@pytest.mark.parametrize("protocol", ["tool_call"])
 def test_a_preset_that_does_not_fit_the_protocol_fails_at_make_not_at_episode_end(protocol, tmp_path):
     misfit = f"reward preset 'search_r1_format' does not fit protocol '{protocol}'"
     with pytest.raises(ValueError, match=misfit):

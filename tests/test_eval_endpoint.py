@@ -19,10 +19,11 @@ import pytest
 from web_servers import LoopbackServer
 
 from deepresearch.agents import default_tiny_model
-from deepresearch.agents.chat_client import ChatClient, ChatEndpointConfig
-from deepresearch.agents.eval_harness import TextPolicyRunner, read_records, run_evaluation
-from deepresearch.agents.judge import JudgeConfig, LLMJudge, parse_verdict
-from deepresearch.agents.text_policies import ChatPolicy, ChatPolicyConfig, restore_stop_string
+from deepresearch.agents.eval.chat_client import ChatClient, ChatEndpointConfig
+from deepresearch.agents.eval.harness import TextPolicyRunner, run_evaluation
+from deepresearch.agents.eval.judge import JudgeConfig, LLMJudge, parse_verdict
+from deepresearch.agents.eval.text_policies import ChatPolicy, ChatPolicyConfig, restore_stop_string
+from deepresearch.agents.jsonl import read_jsonl
 from deepresearch.envs import load_qa, make_wiki_env
 from deepresearch.envs.web.retry import RetryPolicy
 
@@ -92,7 +93,7 @@ def test_chat_policy_conversation_follows_the_observation_role(tmp_path, protoco
         runner = TextPolicyRunner(lambda: make_wiki_env(**env_kwargs), ChatPolicy(client(server), ChatPolicyConfig(max_tokens=64)))
         summary = run_evaluation([("demo", [item])], runner, tmp_path / "r.jsonl", progress=False)
         second = server.requests[1].json()
-    record = read_records(tmp_path / "r.jsonl")[0]
+    record = read_jsonl(tmp_path / "r.jsonl")[0]
     assert summary["demo"]["em"] == 1.0 and record["searches"] == 1 and record["finish_reason"] == "terminated"
     assert second["stop"] == list(env.protocol.stop) and second["include_stop_str_in_output"] is True
     if env.protocol.observation_role == "assistant":  # the result continues the assistant's open turn
@@ -157,7 +158,7 @@ def test_chat_policy_and_judge_against_a_real_vllm_server(tmp_path, vllm_server)
     items = load_qa("demo", split="test", limit=3)
     runner = TextPolicyRunner(lambda: make_wiki_env(protocol="research", max_turns=3), ChatPolicy(chat, ChatPolicyConfig(max_tokens=24)), workers=2)
     summary = run_evaluation([("demo", items)], runner, tmp_path / "r.jsonl", judge=LLMJudge(chat), progress=False)
-    records = read_records(tmp_path / "r.jsonl")
+    records = read_jsonl(tmp_path / "r.jsonl")
     assert summary["demo"]["n"] == 3
     for record in records:
         # Every turn was a completed request (continuations included) and was acted on by the env.

@@ -9,18 +9,18 @@ import gymnasium as gym
 import pytest
 
 import deepresearch  # noqa: F401 - registers the env ids
-from deepresearch.agents.eval_harness import (
+from deepresearch.agents.eval.harness import (
     TextPolicyRunner,
     load_dataset,
     markdown_table,
-    read_records,
     resolve_dataset,
     run_evaluation,
     summarize,
     write_table,
 )
-from deepresearch.agents.recorded import read_recorded
-from deepresearch.agents.text_policies import ReplayPolicy
+from deepresearch.agents.eval.recorded import read_recorded
+from deepresearch.agents.eval.text_policies import ReplayPolicy
+from deepresearch.agents.jsonl import read_jsonl
 from deepresearch.cli import main as cli_main
 from deepresearch.envs import get_protocol
 
@@ -62,7 +62,7 @@ def test_replaying_search_r1_trajectories_reproduces_flashrag_averages(tmp_path,
         assert summary["nq"][metric] == pytest.approx(expected[metric], abs=1e-9), metric
     # Item by item too: the replayed prediction is the one FlashRAG recorded.
     archive = {row["id"]: row["output"] for row in json.loads(archive_path.read_text())}
-    for record in read_records(tmp_path / "results.jsonl"):
+    for record in read_jsonl(tmp_path / "results.jsonl"):
         output = archive[record["id"]]
         for metric in ("em", "acc", "f1"):
             assert record["metrics"][metric] == pytest.approx(output["metric_score"][metric], abs=1e-9), record["id"]
@@ -76,7 +76,7 @@ def test_replaying_a_truncated_trajectory_records_no_answer(tmp_path, corpus, re
     unanswered = [item for item in items if "</answer>" not in responses[item.id]]
     assert unanswered
     run_evaluation([("nq", unanswered)], replay_runner(corpus, responses), tmp_path / "r.jsonl", progress=False)
-    assert [r["prediction"] for r in read_records(tmp_path / "r.jsonl")] == [None] * len(unanswered)
+    assert [r["prediction"] for r in read_jsonl(tmp_path / "r.jsonl")] == [None] * len(unanswered)
 
 
 def test_resume_skips_finished_items_and_survives_a_torn_last_line(tmp_path, corpus, recorded):
@@ -95,7 +95,7 @@ def test_resume_skips_finished_items_and_survives_a_torn_last_line(tmp_path, cor
         handle.write('{"dataset": "nq", "id": "half a rec')  # the process died mid-write
     summary = run_evaluation([("nq", items)], counting, results, chunk_size=4, progress=False)
     assert played == [item.id for item in items]  # each item played exactly once
-    records = read_records(results)
+    records = read_jsonl(results)
     assert [r["id"] for r in records] == [item.id for item in items]
     assert summary["nq"]["n"] == 12
     assert results.read_text().endswith("\n")
@@ -111,7 +111,7 @@ def test_table_is_recomputed_from_the_file(tmp_path):
     rows = [record("nq", 1.0, 1.0, "ok"), record("nq", 0.0, None, "unparseable"), record("hotpotqa", 0.5)]
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = summarize(read_records(results))
+    summary = summarize(read_jsonl(results))
     assert summary["nq"]["judge"] == 1.0 and summary["nq"]["judge_failed"] == 1
     assert "judge" not in summary["hotpotqa"]
     table = write_table(results).read_text()
@@ -134,7 +134,7 @@ def test_a_failing_policy_is_recorded_on_the_item_not_raised(tmp_path, corpus, r
     items, responses = recorded
     runner = replay_runner(corpus, {})  # no recorded responses: every act() raises KeyError
     summary = run_evaluation([("nq", items[:2])], runner, tmp_path / "r.jsonl", progress=False)
-    records = read_records(tmp_path / "r.jsonl")
+    records = read_jsonl(tmp_path / "r.jsonl")
     assert summary["nq"]["em"] == 0.0
     assert all(r["finish_reason"] == "error" and "KeyError" in r["error"] for r in records)
 
@@ -147,7 +147,7 @@ def test_cli_eval_replays_and_resumes(tmp_path, archive_path, corpus, capsys):
     assert "| nq_base_archive_v1 |" in first and (tmp_path / "results.md").is_file()
     # Item by item, the CLI scores what FlashRAG recorded, and its table is their mean.
     archive = {row["id"]: row["output"] for row in json.loads(archive_path.read_text())}
-    records = read_records(tmp_path / "results.jsonl")
+    records = read_jsonl(tmp_path / "results.jsonl")
     for record in records:
         for metric in ("em", "acc", "f1"):
             assert record["metrics"][metric] == pytest.approx(archive[record["id"]]["metric_score"][metric], abs=1e-9)
@@ -155,7 +155,7 @@ def test_cli_eval_replays_and_resumes(tmp_path, archive_path, corpus, capsys):
     assert summarize(records)["nq_base_archive_v1"]["em"] == pytest.approx(em, abs=1e-9)
     assert f"| nq_base_archive_v1 | {em:.3f} |" in first
     assert cli_main(argv) == 0  # everything is already in the file: nothing is replayed again
-    assert len(read_records(tmp_path / "results.jsonl")) == 20
+    assert len(read_jsonl(tmp_path / "results.jsonl")) == 20
     assert capsys.readouterr().out == first
 
 
@@ -164,7 +164,7 @@ def test_cli_eval_runs_a_local_model_greedily_through_the_engine(tmp_path, capsy
     argv = ["eval", "--engine", "hf", "--protocol", "research", "--limit", "3", "--max-turns", "2", "--max-new-tokens", "12",
             "--max-response-tokens", "48", "--batch-size", "2", "--out", str(tmp_path), "--quiet"]
     assert cli_main(argv) == 0  # no --model: the tiny local model on the demo world's test split
-    records = read_records(tmp_path / "results.jsonl")
+    records = read_jsonl(tmp_path / "results.jsonl")
     assert [r["dataset"] for r in records] == ["demo"] * 3 and capsys.readouterr().out.startswith("| dataset |")
     for record in records:
         assert record["finish_reason"] in ("terminated", "truncated", "length") and record["turns"] >= 1
@@ -172,4 +172,4 @@ def test_cli_eval_runs_a_local_model_greedily_through_the_engine(tmp_path, capsy
     first = [r["transcript"] for r in records]
     (tmp_path / "results.jsonl").unlink()
     assert cli_main(argv) == 0  # greedy: the same transcripts again
-    assert [r["transcript"] for r in read_records(tmp_path / "results.jsonl")] == first
+    assert [r["transcript"] for r in read_jsonl(tmp_path / "results.jsonl")] == first

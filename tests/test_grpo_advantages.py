@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from deepresearch.agents.advantages import group_advantages
+from deepresearch.agents.grpo.advantages import group_advantages
 
 # Three interleaved groups: 7 -> rewards (1, 0, 0.5), 3 -> (2, 0), 5 -> (0.1, 0.1).
 REWARDS = torch.tensor([1.0, 2.0, 0.0, 0.1, 0.0, 0.5, 0.1])

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from deepresearch.agents.logprobs import entropy_from_logits, selective_log_softmax
+from deepresearch.agents.grpo.logprobs import entropy_from_logits, selective_log_softmax
 
 # Two positions, V = 2: uniform, then probabilities (1/4, 3/4).
 LOGITS = torch.tensor([[[0.0, 0.0], [0.0, math.log(3)]]])

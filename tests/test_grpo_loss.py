@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from deepresearch.agents.grpo_loss import PolicyLossConfig, policy_loss
+from deepresearch.agents.grpo.loss import PolicyLossConfig, policy_loss
 
 # Ratios pi/pi_old chosen so each PPO case appears once; eps 0.2 / 0.28 -> clip to [0.8, 1.28].
 #   row 0, A = +1:   1.0 (inside), 1.5 (above 1.28: clipped), 0.9 (inside), 0.5 (below 0.8 but A > 0: not clipped)
@@ -220,7 +220,7 @@ def test_bad_arguments_raise_clear_errors(kwargs: dict, message: str) -> None:
 @pytest.mark.parametrize(
     "fields",
     [
-        {"loss_agg": "seq-mean-token-sum-norm"},  # needs a constant max_response_length
+        {"loss_agg": "seq-mean-token-sum-norm", "max_response_length": 0},
         {"loss_agg": "sum"},
         {"kl_estimator": "k2"},
         {"clip_eps_low": 1.0},
@@ -231,3 +231,10 @@ def test_bad_arguments_raise_clear_errors(kwargs: dict, message: str) -> None:
 def test_invalid_config_is_rejected(fields: dict) -> None:
     with pytest.raises(ValueError):
         PolicyLossConfig(**fields)
+
+
+def test_dr_grpo_without_its_length_constant_is_an_error_at_the_loss() -> None:
+    """The trainer fills max_response_length from the rollout budget; a bare config must say so."""
+    config = PolicyLossConfig(loss_agg="seq-mean-token-sum-norm")
+    with pytest.raises(ValueError, match="set PolicyLossConfig.max_response_length"):
+        policy_loss(_logprobs(), OLD, ADVANTAGES, MASK, config)

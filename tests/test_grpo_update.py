@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-
 from agents_helpers import tiny_policy
+
 from deepresearch.agents import collate_episodes, group_advantages
-from deepresearch.agents.grpo_update import UpdateConfig, grpo_update, token_logprobs
-from deepresearch.agents.rollout import Episode
+from deepresearch.agents.grpo.update import UpdateConfig, grpo_update, token_logprobs
+from deepresearch.agents.rollout.runner import Episode
 
 
 def test_update_raises_the_rewarded_completion_and_lowers_the_other():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from deepresearch.agents.logprobs import entropy_from_logits, selective_log_softmax
-from deepresearch.agents.masked_forward import _decoder_and_head, masked_next_token_logprobs
 from agents_helpers import tiny_policy
+
+from deepresearch.agents.grpo.logprobs import entropy_from_logits, selective_log_softmax
+from deepresearch.agents.grpo.masked_forward import _decoder_and_head, masked_next_token_logprobs
 
 
 def full_forward(model, input_ids, attention_mask, target_mask, temperature):

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 from test_retrieval_cases import ranked_ids, write_corpus
 
 from deepresearch.envs.retrieval import RemoteConfig, RemoteRetriever
@@ -114,8 +115,22 @@ def test_every_agents_export_is_its_object_even_after_all_submodules_are_importe
 
     import deepresearch.agents as agents
 
-    for module in pkgutil.iter_modules(agents.__path__):
-        if module.name not in ("verl_adapter", "verl_agent_loop"):  # verl is not installable here
-            importlib.import_module(f"deepresearch.agents.{module.name}")
+    imported = []
+    for module in pkgutil.walk_packages(agents.__path__, prefix="deepresearch.agents."):
+        if not module.name.endswith("verl_agent_loop"):  # imports verl itself
+            importlib.import_module(module.name)
+            imported.append(module.name)
+    assert "deepresearch.agents.rollout.engines.hf" in imported and "deepresearch.agents.train.trainer" in imported
     shadowed = [name for name in agents.__all__ if isinstance(getattr(agents, name), types.ModuleType)]
     assert shadowed == [] and len(agents.__all__) > 30
+
+
+def test_the_library_pins_no_exact_torch_or_transformers() -> None:
+    """Extras install into the user's stack; the exact CPU torch pin lives in the Makefile only."""
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    pinned = [r for r in requirements if r.split("==")[0].strip() in ("torch", "transformers") and "==" in r]
+    assert pinned == [], pinned
+    assert "torch==2.13.0" in (REPO_ROOT / "Makefile").read_text()

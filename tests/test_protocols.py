@@ -31,10 +31,10 @@ def test_search_and_answer_actions_round_trip_through_parse(name):
 @pytest.mark.parametrize(
     "name,text,error_fragment",
     [
-        ("research", "<search> unclosed", "not closed"),
-        ("research", "I think the answer is Paris.", "<search>"),
+        ("research", "<search> unclosed", "The search tag was opened but never closed."),
+        ("research", "I think the answer is Paris.", "inside the search tags or the final answer inside the answer tags"),
         ("research", "<search>   </search>", "empty"),
-        ("search_r1", "<answer> x", "not closed"),
+        ("search_r1", "<answer> x", "The answer tag was opened but never closed."),
         ("tool_call", "<tool_call>{not json}</tool_call>", "not valid JSON"),
         ("tool_call", '<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>', "unknown tool"),
         ("tool_call", '<tool_call>{"name": "web_search", "arguments": {"query": []}}</tool_call>', "non-empty"),

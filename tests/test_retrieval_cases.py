@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from deepresearch.envs.documents import Document, read_corpus
-from deepresearch.envs.retrieval import LocalRetriever
+from deepresearch.envs.retrieval import InMemoryRetriever
 
 SUBSET_SIZE = 400  # the first passages of wiki18_sample: ~300 articles, every case below among them
 
@@ -56,7 +56,7 @@ def ranked_ids(results: list[list[Document]]) -> list[list[str]]:
     return [[document.id for document in documents] for documents in results]
 
 
-def assert_finds_known_answers(retriever: LocalRetriever, top: int) -> None:
+def assert_finds_known_answers(retriever: InMemoryRetriever, top: int) -> None:
     """Every known-answer question has one of its answer passages in the top ``top``."""
     questions = [question for question, _, _ in KNOWN_ANSWERS]
     for (question, answer_ids, _), ids in zip(KNOWN_ANSWERS, ranked_ids(retriever.search(questions, top))):
@@ -71,12 +71,12 @@ def assert_same_results(actual: list[list[Document]], expected: list[list[Docume
             assert abs(got.score - want.score) <= 1e-4 * max(1.0, abs(want.score))
 
 
-def assert_batch_equals_one_by_one(retriever: LocalRetriever, queries: list[str], k: int) -> None:
+def assert_batch_equals_one_by_one(retriever: InMemoryRetriever, queries: list[str], k: int) -> None:
     one_by_one = [retriever.search([query], k)[0] for query in queries]
     assert_same_results(retriever.search(queries, k), one_by_one)
 
 
-def assert_threads_equal_sequential(retriever: LocalRetriever, queries: list[str], k: int, threads: int = 8) -> None:
+def assert_threads_equal_sequential(retriever: InMemoryRetriever, queries: list[str], k: int, threads: int = 8) -> None:
     """``threads`` callers searching the same queries at once all get the sequential answer."""
     expected = retriever.search(queries, k)
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -86,14 +86,14 @@ def assert_threads_equal_sequential(retriever: LocalRetriever, queries: list[str
         assert_same_results(concurrent[repeat * len(queries) : (repeat + 1) * len(queries)], expected)
 
 
-def assert_save_load_round_trip(retriever: LocalRetriever, directory: Path, queries: list[str], k: int) -> None:
+def assert_save_load_round_trip(retriever: InMemoryRetriever, directory: Path, queries: list[str], k: int) -> None:
     retriever.save(directory)
     loaded = type(retriever).load(directory)
     assert len(loaded) == len(retriever)
     assert_same_results(loaded.search(queries, k), retriever.search(queries, k))
 
 
-def assert_blank_queries_and_large_k(retriever: LocalRetriever) -> None:
+def assert_blank_queries_and_large_k(retriever: InMemoryRetriever) -> None:
     results = retriever.search(["", "   \n\t", KNOWN_ANSWERS[0][0]], k=len(retriever) + 50)
     assert results[0] == [] and results[1] == []
     assert 0 < len(results[2]) <= len(retriever)

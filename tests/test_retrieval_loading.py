@@ -19,7 +19,7 @@ from deepresearch.envs.retrieval import (
     clear_retriever_cache,
     load_retriever,
 )
-from deepresearch.envs.retrieval.loading import kind_fits
+from deepresearch.envs.retrieval.open_index import kind_fits
 
 
 @pytest.fixture()
@@ -62,7 +62,7 @@ def test_readme_train_and_eval_paths_open_a_built_flat_index(corpus: Path, tmp_p
     import gymnasium as gym
     from test_index_build import minilm_path
 
-    from deepresearch.agents.eval_cli import _env_factory
+    from deepresearch.agents.eval.cli import _env_factory
     from deepresearch.cli import build_parser, main
 
     index = f"{tmp_path / 'wiki18_index'}/"
@@ -110,7 +110,7 @@ def test_cache_rebuilds_when_the_corpus_changes(corpus: Path) -> None:
 def test_importing_envs_does_not_import_the_gpu_stack() -> None:
     heavy = ("torch", "transformers", "sentence_transformers", "faiss")
     code = (
-        "import sys, deepresearch.envs, deepresearch.envs.retrieval, deepresearch.envs.retrieval.loading\n"
+        "import sys, deepresearch.envs, deepresearch.envs.retrieval, deepresearch.envs.retrieval.open_index\n"
         f"print([name for name in {heavy!r} if name in sys.modules])"
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

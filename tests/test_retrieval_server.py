@@ -28,7 +28,7 @@ from test_retrieval_cases import KNOWN_ANSWERS, assert_same_results, nq_question
 from deepresearch.envs import make_wiki_env
 from deepresearch.envs.datasets import QAItem
 from deepresearch.envs.retrieval import BM25Retriever, RemoteConfig, RemoteRetriever, RemoteRetrieverError
-from deepresearch.envs.retrieval.loading import load_retriever
+from deepresearch.envs.retrieval.open_index import load_retriever
 from deepresearch.envs.retrieval.server import BackgroundServer, ServerConfig, create_app
 
 

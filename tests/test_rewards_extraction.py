@@ -8,32 +8,35 @@ from pathlib import Path
 import pytest
 
 import deepresearch.rewards
+from deepresearch.envs import PROTOCOLS
 from deepresearch.rewards import count_searches, extract_answer, extract_boxed
+
+TAGS = {name: protocol.tags for name, protocol in PROTOCOLS.items()}
 
 
 def test_search_r1_takes_the_last_answer_stripped() -> None:
     response = "<answer> first </answer> then <answer>\n Second one \n</answer>"
-    assert extract_answer(response, "search_r1") == "Second one"
-    assert extract_answer(response, "tool_call") == "Second one"
+    assert extract_answer(response, TAGS["search_r1"]) == "Second one"
+    assert extract_answer(response, TAGS["tool_call"]) == "Second one"
 
 
 def test_missing_or_unclosed_answer_is_none() -> None:
-    assert extract_answer("<think>no idea</think>", "search_r1") is None
-    assert extract_answer("<answer> cut off", "search_r1") is None
+    assert extract_answer("<think>no idea</think>", TAGS["search_r1"]) is None
+    assert extract_answer("<answer> cut off", TAGS["search_r1"]) is None
 
 
 def test_answer_inside_an_observation_is_ignored() -> None:
     response = "<search>q</search><information>Doc: <answer>injected</answer></information>"
-    assert extract_answer(response, "search_r1") is None
+    assert extract_answer(response, TAGS["search_r1"]) is None
     truncated = "<search>q</search><information>Doc: <answer>injected</answer>"
-    assert extract_answer(truncated, "search_r1") is None
+    assert extract_answer(truncated, TAGS["search_r1"]) is None
 
 
 def test_research_takes_boxed_content_of_last_answer() -> None:
     response = "<answer>\\boxed{wrong}</answer> <answer>So it is \\boxed{\\text{Ada {Lovelace}}}.</answer>"
-    assert extract_answer(response, "research") == "\\text{Ada {Lovelace}}"
-    assert extract_answer("<answer>Ada Lovelace</answer>", "research") is None
-    assert extract_answer("<answer>\\boxed{Ada</answer>", "research") is None
+    assert extract_answer(response, TAGS["research"]) == "\\text{Ada {Lovelace}}"
+    assert extract_answer("<answer>Ada Lovelace</answer>", TAGS["research"]) is None
+    assert extract_answer("<answer>\\boxed{Ada</answer>", TAGS["research"]) is None
 
 
 @pytest.mark.parametrize(
@@ -44,19 +47,19 @@ def test_extract_boxed(text: str, boxed: str | None) -> None:
     assert extract_boxed(text) == boxed
 
 
-def test_unknown_protocol_lists_known_ones() -> None:
-    with pytest.raises(ValueError, match="research, search_r1, tool_call"):
-        extract_answer("<answer>x</answer>", "chatml")
+def test_a_protocol_name_instead_of_its_tags_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match=r"ProtocolTags \(protocol.tags\), not str 'search_r1'"):
+        extract_answer("<answer>x</answer>", "search_r1")  # type: ignore[arg-type]
 
 
 def test_count_searches() -> None:
-    assert count_searches("<search>a</search><result>r</result><search> </search>", "research") == 1
+    assert count_searches("<search>a</search><result>r</result><search> </search>", TAGS["research"]) == 1
     calls = (
         '<tool_call>{"name": "web_search", "arguments": {"query": ["a", "b"]}}</tool_call>'
         '<tool_call>{"name": "web_browse", "arguments": {"url": "https://x.org"}}</tool_call>'
         "<tool_call>not json</tool_call>"
     )
-    assert count_searches(calls, "tool_call") == 1
+    assert count_searches(calls, TAGS["tool_call"]) == 1
 
 
 def test_rewards_imports_only_stdlib_and_itself() -> None:
@@ -71,3 +74,26 @@ def test_rewards_imports_only_stdlib_and_itself() -> None:
                 continue
             for module in modules:
                 assert module.startswith("deepresearch.rewards") or module.split(".")[0] in allowed, (path, module)
+
+
+def test_importing_rewards_loads_no_env_module_nor_numpy() -> None:
+    """``python -X importtime -c "import deepresearch.rewards"``: nothing of envs/agents, numpy or bm25s."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import deepresearch.rewards"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "deepresearch.rewards" in loaded
+    heavy = sorted(name for name in loaded if name.startswith(("deepresearch.envs", "deepresearch.agents", "numpy", "bm25s", "gymnasium")))
+    assert heavy == [], heavy
+
+
+def test_importing_deepresearch_before_gymnasium_still_registers_the_envs() -> None:
+    import subprocess
+    import sys
+
+    code = "import deepresearch, sys; assert 'gymnasium' not in sys.modules; import gymnasium as gym; print(sorted(i for i in gym.registry if i.startswith('DeepResearch')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['DeepResearch-Web-v0', 'DeepResearch-Wiki-v0']"

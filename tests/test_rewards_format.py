@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from deepresearch.rewards import FormatCheck, check_format, check_search_r1_structure, parse_tool_call
+from deepresearch.envs import PROTOCOLS
+from deepresearch.rewards import FormatCheck, ProtocolTags, check_format, check_search_r1_structure, parse_tool_call
+
+TAGS = {name: protocol.tags for name, protocol in PROTOCOLS.items()}
 
 RESEARCH_OK = (
     "<think>Who wrote it?</think> <search>author of Hamlet</search>\n"
@@ -23,15 +26,15 @@ TOOL_CALL_OK = f"<think>Search.</think>{SEARCH_CALL}{TOOL_TURN}<think>Done.</thi
 
 @pytest.mark.parametrize(
     ("response", "protocol"),
-    [(RESEARCH_OK, "research"), (SEARCH_R1_OK, "search_r1"), (TOOL_CALL_OK, "tool_call")],
+    [(RESEARCH_OK, TAGS["research"]), (SEARCH_R1_OK, TAGS["search_r1"]), (TOOL_CALL_OK, TAGS["tool_call"])],
 )
-def test_well_formed_transcripts_pass(response: str, protocol: str) -> None:
+def test_well_formed_transcripts_pass(response: str, protocol: ProtocolTags) -> None:
     assert check_format(response, protocol) == FormatCheck(ok=True, reasons=())
 
 
 def test_lenient_search_r1_allows_prose_and_answer_right_after_information() -> None:
     response = "I'll reason first. <search>q</search> <information>doc</information> <answer>x</answer>"
-    assert check_format(response, "search_r1").ok
+    assert check_format(response, TAGS["search_r1"]).ok
 
 
 ANSWER = "<answer>\\boxed{x}</answer>"
@@ -58,7 +61,7 @@ ANSWER = "<answer>\\boxed{x}</answer>"
     ],
 )
 def test_research_failures_name_their_reason(response: str, reason: str) -> None:
-    check = check_format(response, "research")
+    check = check_format(response, TAGS["research"])
     assert not check.ok
     assert reason in check.reasons
 
@@ -73,7 +76,7 @@ def test_research_failures_name_their_reason(response: str, reason: str) -> None
     ],
 )
 def test_search_r1_lenient_failures(response: str, reason: str) -> None:
-    assert reason in check_format(response, "search_r1").reasons
+    assert reason in check_format(response, TAGS["search_r1"]).reasons
 
 
 def _call(payload: str) -> str:
@@ -96,20 +99,22 @@ def _call(payload: str) -> str:
     ],
 )
 def test_tool_call_failures(response: str, reason: str) -> None:
-    check = check_format(response, "tool_call")
+    check = check_format(response, TAGS["tool_call"])
     assert not check.ok
     assert any(reason in found for found in check.reasons), check.reasons
 
 
 def test_parse_tool_call_accepts_bare_strings_and_lists() -> None:
-    assert parse_tool_call('{"name": "web_search", "arguments": {"query": "a"}}') == ("web_search", ["a"])
-    browse = '{"name": "web_browse", "arguments": {"url": ["https://a.org", "http://b.org"]}}'
-    assert parse_tool_call(browse) == ("web_browse", ["https://a.org", "http://b.org"])
+    tags = TAGS["tool_call"]
+    tool, inputs = parse_tool_call('{"name": "web_search", "arguments": {"query": "a"}}', tags)
+    assert (tool.name, inputs) == ("web_search", ["a"])
+    tool, inputs = parse_tool_call('{"name": "web_browse", "arguments": {"url": ["https://a.org", "http://b.org"]}}', tags)
+    assert (tool.name, tool.takes_urls, inputs) == ("web_browse", True, ["https://a.org", "http://b.org"])
 
 
 def test_strict_structure_passes_the_canonical_sequence() -> None:
-    assert check_search_r1_structure(SEARCH_R1_OK).ok
-    assert check_format(SEARCH_R1_OK + "<|endoftext|>", "search_r1", strict=True).ok
+    assert check_search_r1_structure(SEARCH_R1_OK, TAGS["search_r1"]).ok
+    assert check_search_r1_structure(SEARCH_R1_OK + "<|endoftext|>", TAGS["search_r1"]).ok
 
 
 @pytest.mark.parametrize(
@@ -127,14 +132,17 @@ def test_strict_structure_passes_the_canonical_sequence() -> None:
     ],
 )
 def test_strict_structure_failures(response: str, reason: str) -> None:
-    assert check_search_r1_structure(response) == FormatCheck(ok=False, reasons=(reason,))
+    assert check_search_r1_structure(response, TAGS["search_r1"]) == FormatCheck(ok=False, reasons=(reason,))
 
 
-def test_strict_is_only_for_search_r1() -> None:
-    with pytest.raises(ValueError, match="only for 'search_r1'"):
-        check_format(RESEARCH_OK, "research", strict=True)
+def test_strict_structure_reads_the_protocols_own_tag_names() -> None:
+    """The same sequence rule over ReSearch's tags, reported in its tag names."""
+    research = TAGS["research"]
+    assert check_search_r1_structure("<think>t</think><search>q</search><result>r</result><think>t</think><answer>x</answer>", research).ok
+    failed = check_search_r1_structure("<think>t</think><search>q</search><result>r</result><answer>x</answer>", research)
+    assert failed == FormatCheck(ok=False, reasons=("unexpected <answer> at state 'after result'",))
 
 
 def test_non_string_response_is_a_clear_error() -> None:
     with pytest.raises(TypeError, match="response must be a string"):
-        check_format(None, "research")  # type: ignore[arg-type]
+        check_format(None, TAGS["research"])  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from deepresearch.envs import get_protocol
 from deepresearch.rewards import (
     check_format,
     check_search_r1_structure,
@@ -18,6 +19,7 @@ from deepresearch.rewards import (
 )
 
 TOLERANCE = 1e-9
+TAGS = {"search_r1": get_protocol("search_r1").tags}
 METRICS = {"em": exact_match, "acc": substring_match, "f1": f1_score}
 
 
@@ -37,7 +39,7 @@ def test_extraction_matches_recorded_pred(archive: list[dict]) -> None:
     missing = 0
     for item in archive:
         output = item["output"]
-        answer = extract_answer(output["final_response"], "search_r1")
+        answer = extract_answer(output["final_response"], TAGS["search_r1"])
         if answer is None:
             # FlashRAG writes a missing answer as "" and scores it 0, as every metric scores None.
             missing += 1
@@ -61,7 +63,7 @@ def test_metrics_match_recorded_scores_item_by_item(archive: list[dict], name: s
 def test_averages_match_metric_score_file(archive: list[dict], recorded_averages: dict[str, float]) -> None:
     assert set(recorded_averages) == set(METRICS)
     for name, metric in METRICS.items():
-        answers = (extract_answer(item["output"]["final_response"], "search_r1") for item in archive)
+        answers = (extract_answer(item["output"]["final_response"], TAGS["search_r1"]) for item in archive)
         scores = [metric(answer, item["golden_answers"]) for answer, item in zip(answers, archive)]
         assert sum(scores) / len(scores) == pytest.approx(recorded_averages[name], abs=TOLERANCE), name
 
@@ -70,13 +72,13 @@ def test_format_checks_agree_with_extraction_on_real_transcripts(archive: list[d
     lenient_ok = 0
     for item in archive:
         response = item["output"]["final_response"]
-        check = check_format(response, "search_r1")
+        check = check_format(response, TAGS["search_r1"])
         assert check.ok == (not check.reasons)
         if check.ok:
             lenient_ok += 1
-            assert extract_answer(response, "search_r1") is not None, item["id"]
+            assert extract_answer(response, TAGS["search_r1"]) is not None, item["id"]
         # The base model opens with prose before <think>, which the strict structure forbids.
-        strict = check_search_r1_structure(response)
+        strict = check_search_r1_structure(response, TAGS["search_r1"])
         assert not strict.ok and strict.reasons, item["id"]
     assert lenient_ok > 0.9 * len(archive)
 
@@ -86,7 +88,7 @@ def test_metric_presets_reproduce_recorded_averages(
     archive: list[dict], recorded_averages: dict[str, float], preset: str, metric: str
 ) -> None:
     rewards = [
-        compute_reward(preset, item["output"]["final_response"], item["golden_answers"], "search_r1").reward
+        compute_reward(preset, item["output"]["final_response"], item["golden_answers"], TAGS["search_r1"]).reward
         for item in archive
     ]
     assert sum(rewards) / len(rewards) == pytest.approx(recorded_averages[metric], abs=TOLERANCE)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from deepresearch.agents import tiny_model
-from deepresearch.agents.tiny_model import PROTOCOL_TAGS, SPECIAL_TOKENS, TinyModelConfig, build_tiny_model
+from deepresearch.agents.models import tiny as tiny_model
+from deepresearch.agents.models.demo_model import protocol_tag_tokens
+from deepresearch.agents.models.tiny import SPECIAL_TOKENS, TinyModelConfig, build_tiny_model
+from deepresearch.envs import PROTOCOLS
+
+# The demo model's added tokens: every built-in protocol's tags, each one token.
+TAGGED = TinyModelConfig(added_tokens=protocol_tag_tokens())
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +29,13 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory, corpus: list[Path]) -> 
     root = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DEEPRESEARCH_CACHE", str(root))
-        build_tiny_model(corpus)
+        build_tiny_model(corpus, config=TAGGED)
     return root
 
 
 @pytest.fixture(scope="module")
 def model_dir(cache_root: Path, corpus: list[Path]) -> Path:
-    return cache_root / "tiny-models" / tiny_model.build_key(corpus, TinyModelConfig())
+    return cache_root / "tiny-models" / tiny_model.build_key(corpus, TAGGED)
 
 
 def weights_digest(directory: Path) -> str:
@@ -48,13 +54,13 @@ def test_second_call_reuses_the_cached_build(monkeypatch, cache_root, corpus, mo
         raise AssertionError("a cached model was rebuilt")
 
     monkeypatch.setattr(tiny_model, "_build_into", no_rebuild)
-    assert build_tiny_model(corpus) == model_dir
+    assert build_tiny_model(corpus, config=TAGGED) == model_dir
     assert not [p for p in model_dir.parent.iterdir() if p.name.startswith(".")], "staging dir left behind"
 
 
 def test_same_seed_gives_same_weights_and_other_seed_differs(tmp_path, corpus, model_dir):
-    again = build_tiny_model(corpus, out_dir=tmp_path / "again")
-    other = build_tiny_model(corpus, out_dir=tmp_path / "other", config=TinyModelConfig(seed=1))
+    again = build_tiny_model(corpus, out_dir=tmp_path / "again", config=TAGGED)
+    other = build_tiny_model(corpus, out_dir=tmp_path / "other", config=replace(TAGGED, seed=1))
     assert weights_digest(again) == weights_digest(model_dir)
     assert (again / "tokenizer.json").read_bytes() == (model_dir / "tokenizer.json").read_bytes()
     assert weights_digest(other) != weights_digest(model_dir)
@@ -82,9 +88,16 @@ def test_missing_corpus_is_a_clear_error(tmp_path):
         build_tiny_model([tmp_path / "nope.jsonl"], out_dir=tmp_path / "model")
 
 
+def test_protocol_tag_tokens_come_from_the_protocols_own_tags():
+    tokens = protocol_tag_tokens()
+    for cls in PROTOCOLS.values():
+        assert {f"<{tag}>" for tag in cls.tags.names} | {f"</{tag}>" for tag in cls.tags.names} <= set(tokens)
+    assert "<browse>" in tokens and "\\boxed{" in tokens and len(tokens) == len(set(tokens))
+
+
 def test_tags_and_specials_are_single_tokens_that_round_trip(model_dir):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    for tag in PROTOCOL_TAGS + SPECIAL_TOKENS:
+    for tag in TAGGED.added_tokens + SPECIAL_TOKENS:
         ids = tokenizer.encode(tag, add_special_tokens=False)
         assert len(ids) == 1, (tag, ids)
     text = "<think>plan</think>\n<search>capital of France</search>\n<answer>\\boxed{Paris}</answer><|im_end|>"

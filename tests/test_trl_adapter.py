@@ -11,11 +11,10 @@ import torch
 
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.agents import RolloutConfig, TurnEncoder, collate_episodes, default_tiny_model, make_engine, run_rollouts
-from deepresearch.agents.sft import SFTConfig, collect_oracle_trajectories, sft_train
-from deepresearch.agents.trl_adapter import TRLRolloutAdapter, env_reward
+from deepresearch.agents.adapters.trl import TRLRolloutAdapter, env_reward
+from deepresearch.agents.train.sft import SFTConfig, collect_oracle_trajectories, sft_train
 from deepresearch.envs import load_qa
 from deepresearch.envs.oracle import OraclePolicy
-
 
 
 def import_trl():

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, default_tiny_model, make_engine, run_rollouts
-from deepresearch.agents.engines.base import SamplingConfig
-from deepresearch.agents.verl_adapter import AsyncServerEngine, agent_output_fields, question_from_row
+from deepresearch.agents.adapters.verl import AsyncServerEngine, agent_output_fields, question_from_row
+from deepresearch.agents.rollout.engines.base import SamplingConfig
 from deepresearch.envs import make_wiki_env
 
 
@@ -76,6 +76,6 @@ def test_the_verl_agent_loop_registers_when_verl_imports():
     pytest.importorskip("verl.experimental.agent_loop.agent_loop", reason="verl not importable here (needs ray, hydra, transformers<5.11)")
     from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
 
-    from deepresearch.agents.verl_agent_loop import DeepResearchAgentLoop
+    from deepresearch.agents.adapters.verl_agent_loop import DeepResearchAgentLoop
 
     assert _agent_loop_registry["deepresearch_env"]["_target_"].endswith(DeepResearchAgentLoop.__qualname__)

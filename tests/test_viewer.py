@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from agents_helpers import ReplayEngine, oracle_script
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, run_rollouts
-from deepresearch.agents.viewer import episode_record, read_trajectories, render_html, write_viewer
+from deepresearch.agents.trajectories import episode_record, read_trajectories
+from deepresearch.agents.viewer.page import render_html, write_viewer
 from deepresearch.cli import main as cli_main
 from deepresearch.envs import make_wiki_env
 

@@ -70,7 +70,8 @@ def backend_for(provider_server: LoopbackServer, tmp_path: Path, **overrides) ->
 
 def test_is_a_tool_backend(provider, tmp_path) -> None:
     backend = backend_for(provider, tmp_path)
-    assert isinstance(backend, ToolBackend) and backend.supports_browse
+    episode = backend.episode()
+    assert isinstance(episode, ToolBackend) and episode.supports_browse
 
 
 def test_batched_search_dedupes_caches_and_keeps_order(provider, site, tmp_path) -> None:

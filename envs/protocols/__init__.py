@@ -1,4 +1,4 @@
-"""Tag protocols, selected by name: ``research``, ``search_r1``, ``tool_call``."""
+"""Tag protocols, selected by name: ``research``, ``search_r1``, ``tool_call``; or pass your own instance."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from deepresearch.envs.protocols.search_r1 import SearchR1Protocol
 from deepresearch.envs.protocols.tool_call import ToolCallProtocol
 
 PROTOCOLS: dict[str, type[Protocol]] = {
-    cls.name: cls for cls in (ResearchProtocol, SearchR1Protocol, ToolCallProtocol)
+    cls.tags.name: cls for cls in (ResearchProtocol, SearchR1Protocol, ToolCallProtocol)
 }
 
 
@@ -19,7 +19,7 @@ def get_protocol(name: str | Protocol) -> Protocol:
     try:
         return PROTOCOLS[name]()
     except KeyError:
-        raise ValueError(f"unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)}") from None
+        raise ValueError(f"unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)} or pass a Protocol instance") from None
 
 
 __all__ = ["Action", "PROTOCOLS", "Prompt", "Protocol", "ResearchProtocol", "SearchR1Protocol", "ToolCallProtocol", "get_protocol"]

@@ -1,10 +1,11 @@
 """A tag protocol: how the model asks for tools and answers, and how results are shown.
 
-A protocol owns the prompt (base and chat forms), the stop strings, parsing of one
-policy turn into an ``Action``, and rendering of what the env appends. The format
+A protocol owns its whole vocabulary: one ``ProtocolTags`` value (tag names, tools),
+from which its stop strings and turn parsing follow, the framing of what the env
+appends, the prompt (base and chat forms) and its default reward preset. The format
 check of a whole trajectory and answer extraction live in ``deepresearch.rewards``
-(pure Python, shared with trainers that never build an env) and are keyed by the
-protocol's ``name``.
+(pure Python, shared with trainers that never build an env) and receive
+``protocol.tags``, so a protocol defined in user code is scored like ours.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, Literal, Sequence
 
 from deepresearch.envs.documents import Document
 from deepresearch.envs.tools import PageResult
+from deepresearch.rewards import ProtocolTags, extract_boxed, parse_tool_call
 
 ActionKind = Literal["search", "browse", "answer", "invalid"]
 
@@ -52,11 +54,11 @@ def search_for(query: str) -> Action:
     return Action(kind="search", queries=(query,)) if query else invalid("The search query is empty.")
 
 
-def browse_urls(content: str) -> Action:
+def browse_urls(content: str, tag: str) -> Action:
     """``<browse> url [url ...] </browse>``: whitespace-separated http(s) URLs."""
     urls = tuple(content.split())
     if not urls:
-        return invalid("Give one or more URLs inside <browse> </browse>.")
+        return invalid(f"Give one or more URLs inside the {tag} tags.")
     if not all(url.startswith(("http://", "https://")) for url in urls):
         return invalid("Only http(s) URLs can be browsed.")
     return Action(kind="browse", urls=urls)
@@ -110,15 +112,36 @@ def truncate(text: str, limit: int) -> str:
 
 
 class Protocol(ABC):
-    """Base class; subclasses set the class attributes and implement parsing and rendering."""
+    """Base class: subclasses set ``tags``, the observation framing and the prompt wording.
 
-    name: ClassVar[str]
-    stop: ClassVar[tuple[str, ...]]
+    Everything that follows from the vocabulary (stop strings, turn parsing, the
+    well-formed turns a scripted policy writes, the observation blocks) is derived
+    here, so a new protocol is a ``ProtocolTags`` value, a prompt and a result layout.
+    """
+
+    tags: ClassVar[ProtocolTags]
+    # The reward preset used when an env is made without ``reward=`` (see ``deepresearch.rewards``).
+    default_reward: ClassVar[str] = "f1"
     # The chat role of the env's text: "assistant" means it continues the model's turn
     # (ReSearch, Search-R1); "tool" means it opens a new tool turn (tool calling).
     observation_role: ClassVar[str] = "assistant"
-    # Matches one env-written block exactly as ``wrap_observation`` renders it.
-    env_block: ClassVar[re.Pattern[str]]
+    # The exact text around an observation's body: ``prefix + body + suffix``.
+    observation_prefix: ClassVar[str]
+    observation_suffix: ClassVar[str]
+
+    @property
+    def name(self) -> str:
+        return self.tags.name
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        """A turn ends at the first closing action tag (a search, a browse, an answer)."""
+        return tuple(f"</{tag}>" for tag in self.tags.action_tags)
+
+    @property
+    def env_block(self) -> re.Pattern[str]:
+        """Matches one env-written block exactly as ``wrap_observation`` renders it."""
+        return re.compile(re.escape(self.observation_prefix) + ".*?" + re.escape(self.observation_suffix), re.DOTALL)
 
     def split_response(self, response: str) -> list[tuple[str, str]]:
         """Split a finished response into ``("policy" | "env", text)`` turns, in order.
@@ -141,29 +164,53 @@ class Protocol(ABC):
     def build_prompt(self, question: str, browse: bool = False) -> Prompt:
         """The prompt; ``browse`` says whether to offer page browsing (only envs that can)."""
 
-    # The tags that end a turn with an action, and what to tell a model that wrote none.
-    action_tags: ClassVar[tuple[str, ...]]
-    action_hint: ClassVar[str]
+    @property
+    def action_hint(self) -> str:
+        """What to tell a model whose turn has no action (names the tags, writes no tag pair)."""
+        kinds = "a tool call" if self.tags.uses_tools else "a search query"
+        return f"Write {kinds} inside the {self.tags.call} tags or the final answer inside the {self.tags.answer} tags."
 
     def parse(self, text: str) -> Action:
         """Parse one policy turn; never raises: malformed text becomes ``invalid``."""
-        match = first_complete_tag(text, self.action_tags)
+        match = first_complete_tag(text, self.tags.action_tags)
         if match is None:
-            tag = unclosed_tag(text, self.action_tags)
-            return invalid(f"<{tag}> was opened but not closed with </{tag}>." if tag else self.action_hint)
-        return self.action_from_match(match, text)
+            tag = unclosed_tag(text, self.tags.action_tags)
+            return invalid(f"The {tag} tag was opened but never closed." if tag else self.action_hint)
+        tags = self.tags
+        if match.tag == tags.answer:
+            return self.answer_from(match.content)
+        if match.tag == tags.browse:
+            return browse_urls(match.content, tags.browse)
+        if tags.uses_tools:
+            return self.action_from_tool_call(match.content)
+        return search_for(match.content)
 
-    @abstractmethod
-    def action_from_match(self, match: TagMatch, text: str) -> Action:
-        """The action for the turn's first complete action tag."""
+    def answer_from(self, content: str) -> Action:
+        """The answer action for an answer block's content (``\\boxed{}`` required when the tags say so)."""
+        if not self.tags.boxed_answer:
+            return Action(kind="answer", answer=content.strip())
+        answer = extract_boxed(content)
+        if answer is None:
+            return Action(kind="answer", answer=None, error="The answer has no \\boxed{}.")
+        return Action(kind="answer", answer=answer)
 
-    @abstractmethod
+    def action_from_tool_call(self, payload: str) -> Action:
+        """The reward's own tool-call parser, so the env and the format check never disagree."""
+        try:
+            tool, inputs = parse_tool_call(payload, self.tags)
+        except ValueError as error:
+            return invalid(f"Invalid tool call: {error}.")
+        items = tuple(item.strip() for item in inputs)
+        return Action(kind="browse", urls=items) if tool.takes_urls else Action(kind="search", queries=items)
+
     def search_action(self, query: str) -> str:
         """The text of a well-formed search turn (the inverse of ``parse``; used by scripted policies)."""
+        return f"<{self.tags.call}> {query} </{self.tags.call}>"
 
-    @abstractmethod
     def answer_action(self, answer: str) -> str:
         """The text of a well-formed final-answer turn."""
+        body = f"\\boxed{{{answer}}}" if self.tags.boxed_answer else answer
+        return f"<{self.tags.answer}> {body} </{self.tags.answer}>"
 
     @abstractmethod
     def format_results(self, queries: Sequence[str], results: Sequence[Sequence[Document]]) -> str:
@@ -177,9 +224,9 @@ class Protocol(ABC):
             parts.append(f"Page: {page.url}\n{content}")
         return "\n\n".join(parts)
 
-    @abstractmethod
     def wrap_observation(self, body: str) -> str:
         """The exact text appended to the transcript for a tool result."""
+        return self.observation_prefix + body + self.observation_suffix
 
     def wrap_error(self, message: str) -> str:
         """The exact text appended after an invalid action (feedback mode)."""

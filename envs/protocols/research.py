@@ -6,12 +6,15 @@ The model reasons in ``<think>``, asks ``<search>query</search>``, reads the env
 
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.protocols.base import Action, Prompt, Protocol, TagMatch, browse_urls, search_for
-from deepresearch.rewards import extract_answer
+from deepresearch.envs.protocols.base import Prompt, Protocol
+from deepresearch.rewards import ProtocolTags
+
+TAGS = ProtocolTags(
+    name="research", think="think", call="search", observation="result", answer="answer", boxed_answer=True, browse="browse"
+)
 
 INSTRUCTIONS = (
     "Answer the question by reasoning step by step, using a Wikipedia search tool whenever "
@@ -30,11 +33,10 @@ BROWSE_INSTRUCTIONS = (
 
 
 class ResearchProtocol(Protocol):
-    name = "research"
-    env_block = re.compile(r"\n<result>\n.*?\n</result>\n", re.DOTALL)
-    stop = ("</search>", "</browse>", "</answer>")
-    action_tags = ("search", "browse", "answer")
-    action_hint = "Write a query inside <search> </search> or the final answer inside <answer> </answer>."
+    tags = TAGS
+    default_reward = "research"
+    observation_prefix = "\n<result>\n"
+    observation_suffix = "\n</result>\n"
 
     def build_prompt(self, question: str, browse: bool = False) -> Prompt:
         instructions = INSTRUCTIONS + (BROWSE_INSTRUCTIONS if browse else "")
@@ -48,27 +50,8 @@ class ResearchProtocol(Protocol):
         ]
         return Prompt(text=text, messages=messages)
 
-    def action_from_match(self, match: TagMatch, text: str) -> Action:
-        if match.tag == "search":
-            return search_for(match.content)
-        if match.tag == "browse":
-            return browse_urls(match.content)
-        answer = extract_answer(text[match.start : match.end], self.name)
-        if answer is None:
-            return Action(kind="answer", answer=None, error="The answer has no \\boxed{}.")
-        return Action(kind="answer", answer=answer)
-
-    def search_action(self, query: str) -> str:
-        return f"<search> {query} </search>"
-
-    def answer_action(self, answer: str) -> str:
-        return f"<answer> \\boxed{{{answer}}} </answer>"
-
     def format_results(self, queries: Sequence[str], results: Sequence[Sequence[Document]]) -> str:
         documents = [document for batch in results for document in batch]
         if not documents:
             return "No results found."
         return "\n\n".join(document.contents for document in documents)
-
-    def wrap_observation(self, body: str) -> str:
-        return f"\n<result>\n{body}\n</result>\n"

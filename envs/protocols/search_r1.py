@@ -8,11 +8,13 @@ trained and evaluated on.
 
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.protocols.base import Action, Prompt, Protocol, TagMatch, browse_urls, search_for
+from deepresearch.envs.protocols.base import Prompt, Protocol
+from deepresearch.rewards import ProtocolTags
+
+TAGS = ProtocolTags(name="search_r1", think="think", call="search", observation="information", answer="answer", browse="browse")
 
 INSTRUCTIONS = (
     "Answer the given question. Always reason inside <think> and </think> first, and again "
@@ -43,11 +45,10 @@ def render_document(index: int, document: Document) -> str:
 
 
 class SearchR1Protocol(Protocol):
-    name = "search_r1"
-    env_block = re.compile(r"\n\n<information>.*?</information>\n\n", re.DOTALL)
-    stop = ("</search>", "</browse>", "</answer>")
-    action_tags = ("search", "browse", "answer")
-    action_hint = "No <search> or <answer> found."
+    tags = TAGS
+    default_reward = "search_r1"
+    observation_prefix = "\n\n<information>"
+    observation_suffix = "</information>\n\n"
 
     def build_prompt(self, question: str, browse: bool = False) -> Prompt:
         question = question.strip()
@@ -57,25 +58,9 @@ class SearchR1Protocol(Protocol):
         user = f"{instructions} Question: {question}\n"
         return Prompt(text=user, messages=[{"role": "user", "content": user}])
 
-    def action_from_match(self, match: TagMatch, text: str) -> Action:
-        if match.tag == "search":
-            return search_for(match.content)
-        if match.tag == "browse":
-            return browse_urls(match.content)
-        return Action(kind="answer", answer=match.content.strip())
-
-    def search_action(self, query: str) -> str:
-        return f"<search> {query} </search>"
-
-    def answer_action(self, answer: str) -> str:
-        return f"<answer> {answer} </answer>"
-
     def format_results(self, queries: Sequence[str], results: Sequence[Sequence[Document]]) -> str:
         documents = [document for batch in results for document in batch]
         return "\n".join(render_document(i, d) for i, d in enumerate(documents, start=1))
-
-    def wrap_observation(self, body: str) -> str:
-        return f"\n\n<information>{body}</information>\n\n"
 
     def wrap_error(self, message: str) -> str:
         return RETRY_MESSAGE

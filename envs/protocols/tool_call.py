@@ -9,47 +9,38 @@ text form as ``<tool_response>…</tool_response>``. The final answer goes in
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Sequence
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.protocols.base import Action, Prompt, Protocol, TagMatch, invalid
-from deepresearch.rewards import parse_tool_call
+from deepresearch.envs.protocols.base import Prompt, Protocol
+from deepresearch.rewards import ProtocolTags, ToolSpec
 
-TOOLS: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "web_search",
-            "description": "Search for information; returns the top results for each query.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "query": {"type": "array", "items": {"type": "string"}, "description": "One or more queries."}
-                },
-                "required": ["query"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "web_browse",
-            "description": "Read web pages and return the passages relevant to the question.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "url": {"type": "array", "items": {"type": "string"}, "description": "URLs seen in search results."}
-                },
-                "required": ["url"],
-            },
-        },
-    },
-]
+TAGS = ProtocolTags(
+    name="tool_call",
+    think="think",
+    call="tool_call",
+    observation="tool_response",
+    answer="answer",
+    tools=(
+        ToolSpec("web_search", "query", description="Search for information; returns the top results for each query.",
+                 argument_description="One or more queries."),
+        ToolSpec("web_browse", "url", takes_urls=True, description="Read web pages and return the passages relevant to the question.",
+                 argument_description="URLs seen in search results."),
+    ),
+    search_tool="web_search",
+)
+
+
+def tool_schema(tool: ToolSpec) -> dict[str, Any]:
+    """The OpenAI/Qwen function schema of one tool: its inputs are a list of strings."""
+    argument = {"type": "array", "items": {"type": "string"}, "description": tool.argument_description}
+    parameters = {"type": "object", "properties": {tool.argument: argument}, "required": [tool.argument]}
+    return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": parameters}}
+
 
 def instructions(browse: bool) -> str:
-    """The system prompt, listing ``web_browse`` only where pages can be read."""
-    tools = TOOLS if browse else TOOLS[:1]
+    """The system prompt, listing browsing tools only where pages can be read."""
+    tools = [tool_schema(tool) for tool in TAGS.tools if browse or not tool.takes_urls]
     return (
         "You answer questions by searching and reading. Think inside <think> </think>. You can call "
         "these tools:\n<tools>\n"
@@ -60,28 +51,17 @@ def instructions(browse: bool) -> str:
     )
 
 
-def action_from_tool_call(payload: str) -> Action:
-    """The reward's own tool-call parser, so the env and the format check never disagree."""
-    try:
-        name, inputs = parse_tool_call(payload)
-    except ValueError as error:
-        return invalid(f"Invalid tool call: {error}.")
-    items = tuple(item.strip() for item in inputs)
-    return Action(kind="search", queries=items) if name == "web_search" else Action(kind="browse", urls=items)
-
-
 def format_document(index: int, document: Document) -> str:
     source = f" ({document.id})" if document.id.startswith(("http://", "https://")) else ""
     return f"[{index}] {document.title}{source}\n{document.text}"
 
 
 class ToolCallProtocol(Protocol):
-    name = "tool_call"
-    env_block = re.compile(r"\n<tool_response>\n.*?\n</tool_response>\n", re.DOTALL)
-    stop = ("</tool_call>", "</answer>")
-    action_tags = ("tool_call", "answer")
-    action_hint = "Call a tool inside <tool_call> </tool_call> or answer inside <answer> </answer>."
+    tags = TAGS
+    default_reward = "deepresearcher"
     observation_role = "tool"
+    observation_prefix = "\n<tool_response>\n"
+    observation_suffix = "\n</tool_response>\n"
 
     def build_prompt(self, question: str, browse: bool = False) -> Prompt:
         system = instructions(browse)
@@ -89,17 +69,9 @@ class ToolCallProtocol(Protocol):
         messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
         return Prompt(text=text, messages=messages)
 
-    def action_from_match(self, match: TagMatch, text: str) -> Action:
-        if match.tag == "answer":
-            return Action(kind="answer", answer=match.content.strip())
-        return action_from_tool_call(match.content)
-
     def search_action(self, query: str) -> str:
-        call = {"name": "web_search", "arguments": {"query": [query]}}
+        call = {"name": self.tags.search_tool, "arguments": {"query": [query]}}
         return f"<tool_call>{json.dumps(call, ensure_ascii=False)}</tool_call>"
-
-    def answer_action(self, answer: str) -> str:
-        return f"<answer>{answer}</answer>"
 
     def format_results(self, queries: Sequence[str], results: Sequence[Sequence[Document]]) -> str:
         sections = []
@@ -108,6 +80,3 @@ class ToolCallProtocol(Protocol):
             lines += [format_document(i, d) for i, d in enumerate(documents, start=1)] or ["No results found."]
             sections.append("\n".join(lines))
         return "\n\n".join(sections)
-
-    def wrap_observation(self, body: str) -> str:
-        return f"\n<tool_response>\n{body}\n</tool_response>\n"

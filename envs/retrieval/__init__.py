@@ -5,12 +5,13 @@ Search-R1's ``/retrieve``), a coalescing wrapper for many threads, and ``load_re
 
 from deepresearch.envs.retrieval.base import NullRetriever, Retriever
 from deepresearch.envs.retrieval.bm25 import BM25Config, BM25Retriever
-from deepresearch.envs.retrieval.built_index import BuiltIndexRetriever, open_built_index
 from deepresearch.envs.retrieval.coalescing import CoalescingConfig, CoalescingRetriever
 from deepresearch.envs.retrieval.dense import DenseConfig, DenseRetriever
-from deepresearch.envs.retrieval.loading import RETRIEVER_KINDS, clear_retriever_cache, load_retriever
-from deepresearch.envs.retrieval.index_build import IndexBuildConfig, build_index
-from deepresearch.envs.retrieval.local_index import IndexDirError, LocalRetriever
+from deepresearch.envs.retrieval.disk_index import BuiltIndexRetriever, open_built_index
+from deepresearch.envs.retrieval.in_memory import InMemoryRetriever
+from deepresearch.envs.retrieval.index_builder import IndexBuildConfig, build_index
+from deepresearch.envs.retrieval.index_format import IndexDirError
+from deepresearch.envs.retrieval.open_index import RETRIEVER_KINDS, clear_retriever_cache, load_retriever
 from deepresearch.envs.retrieval.remote import RemoteConfig, RemoteRetriever, RemoteRetrieverError
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "DenseRetriever",
     "IndexBuildConfig",
     "IndexDirError",
-    "LocalRetriever",
+    "InMemoryRetriever",
     "NullRetriever",
     "RETRIEVER_KINDS",
     "RemoteConfig",

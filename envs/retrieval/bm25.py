@@ -15,16 +15,13 @@ import numpy as np
 import Stemmer
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.retrieval.local_index import (
-    Hit,
-    IndexDirError,
-    LocalRetriever,
-    as_passages,
-    config_from_manifest,
-    read_index_file,
-)
+from deepresearch.envs.retrieval.base import Hit, as_passages
+from deepresearch.envs.retrieval.in_memory import InMemoryRetriever
+from deepresearch.envs.retrieval.index_format import IndexDirError, config_from_manifest, read_index_file
 
 BM25_METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+")
+# Below this many passages an index builds in seconds: no progress bars.
+PROGRESS_FROM_PASSAGES = 100_000
 _INDEX_SUBDIR = "bm25s"
 
 
@@ -45,7 +42,7 @@ class BM25Config:
             raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
 
 
-class BM25Retriever(LocalRetriever):
+class BM25Retriever(InMemoryRetriever):
     """bm25s over passages in memory; ``search`` is safe to call from many threads."""
 
     kind = "bm25"
@@ -58,10 +55,13 @@ class BM25Retriever(LocalRetriever):
 
     @classmethod
     def from_documents(
-        cls, documents: Iterable[Document], config: BM25Config | None = None, show_progress: bool = True
+        cls, documents: Iterable[Document], config: BM25Config | None = None, show_progress: bool | None = None
     ) -> "BM25Retriever":
+        """Index ``documents``; ``show_progress`` defaults to on for corpora that take a while."""
         config = config or BM25Config()
         passages = as_passages(documents)
+        if show_progress is None:
+            show_progress = len(passages) >= PROGRESS_FROM_PASSAGES
         tokens = _tokenize([passage.contents for passage in passages], config, stemmer_for(config), show_progress)
         index = bm25s.BM25(k1=config.k1, b=config.b, method=config.method)
         index.index(tokens, show_progress=show_progress)

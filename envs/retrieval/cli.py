@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from deepresearch.envs.retrieval.index_build import IndexBuildConfig
+    from deepresearch.envs.retrieval.index_builder import IndexBuildConfig
 
 Handler = Callable[[argparse.Namespace], int]
 # IndexBuildConfig's integer index parameters, each a flag; the defaults are the config's.
@@ -27,7 +27,7 @@ TUNING_FLAGS = {
 
 
 def configure_index(parser: argparse.ArgumentParser) -> Handler:
-    from deepresearch.envs.retrieval.index_build import IndexBuildConfig
+    from deepresearch.envs.retrieval.index_builder import IndexBuildConfig
 
     commands = parser.add_subparsers(dest="index_command", required=True)
     build = commands.add_parser("build", help="build a flat/hnsw/ivfpq/bm25 index of a corpus .jsonl (resumable)")
@@ -50,7 +50,7 @@ def configure_index(parser: argparse.ArgumentParser) -> Handler:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from deepresearch.envs.retrieval.index_build import build_index
+    from deepresearch.envs.retrieval.index_builder import build_index
 
     print(build_index(build_config(args), overwrite=args.overwrite))
     return 0
@@ -58,7 +58,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def build_config(args: argparse.Namespace) -> "IndexBuildConfig":
     """The ``IndexBuildConfig`` that ``index build``'s arguments describe."""
-    from deepresearch.envs.retrieval.index_build import IndexBuildConfig
+    from deepresearch.envs.retrieval.index_builder import IndexBuildConfig
 
     return IndexBuildConfig(
         corpus=args.corpus,
@@ -97,7 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from deepresearch.envs.retrieval.coalescing import CoalescingConfig
-    from deepresearch.envs.retrieval.loading import load_retriever
+    from deepresearch.envs.retrieval.open_index import load_retriever
     from deepresearch.envs.retrieval.server import ServerConfig, create_app
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.retrieval.base import Retriever
-from deepresearch.envs.retrieval.local_index import check_search_arguments
+from deepresearch.envs.retrieval.base import Retriever, check_search_arguments
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from deepresearch.envs.documents import Document
+from deepresearch.envs.retrieval.base import Hit, as_passages, vector_hits
 from deepresearch.envs.retrieval.flat_search import FlatSearcher
-from deepresearch.envs.retrieval.local_index import (
-    Hit,
-    IndexDirError,
-    LocalRetriever,
-    as_passages,
-    config_from_manifest,
-    manifest_section,
-    read_index_file,
-    vector_hits,
-)
+from deepresearch.envs.retrieval.in_memory import InMemoryRetriever
+from deepresearch.envs.retrieval.index_format import IndexDirError, config_from_manifest, manifest_section, read_index_file
 
 _EMBEDDINGS_NAME = "embeddings.npy"
 _E5_QUERY_PREFIX = "query: "
@@ -59,7 +52,7 @@ class DenseConfig:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
 
 
-class DenseRetriever(LocalRetriever):
+class DenseRetriever(InMemoryRetriever):
     """Exact nearest neighbours over passage embeddings; ``search`` is thread-safe."""
 
     kind = "dense"

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.retrieval.local_index import check_search_arguments
+from deepresearch.envs.retrieval.base import check_search_arguments
 
 _RETRIED_STATUS = {500, 502, 503, 504}
 

@@ -6,7 +6,7 @@ Importing this package is cheap: ``requests``, ``trafilatura`` and ``bs4`` (the
 
 from deepresearch.envs.web.backend import WebBackend, WebConfig, WebEpisode, make_web_backend
 from deepresearch.envs.web.cache import WebCache, default_cache_path
-from deepresearch.envs.web.fetch import FetchConfig, FetchError, FetchedPage, PageFetcher
+from deepresearch.envs.web.fetch import FetchConfig, FetchedPage, FetchError, PageFetcher
 from deepresearch.envs.web.llm_reader import LLMReader, LLMReaderConfig
 from deepresearch.envs.web.providers import (
     PROVIDERS,

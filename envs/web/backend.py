@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.tools import PageResult
+from deepresearch.envs.tools import PageResult, ToolBackend
 from deepresearch.envs.web.cache import WebCache, default_cache_path, page_key, search_key
 from deepresearch.envs.web.extract import ExtractionError, extract_text
 from deepresearch.envs.web.fetch import FetchConfig, FetchError, PageFetcher
@@ -225,7 +225,7 @@ class WebBackend:
             logger.warning("web cache write failed: %s", error)
 
 
-class WebEpisode:
+class WebEpisode(ToolBackend):
     """One env's ``ToolBackend`` over a ``WebBackend`` that several envs may share.
 
     The seen-URL list lives here, not in the shared backend, so one env's

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.web.ratelimit import TokenBucket, shared_bucket
 from deepresearch.envs.web.jsonhttp import HttpStatusError, request_json
+from deepresearch.envs.web.ratelimit import TokenBucket, shared_bucket
 from deepresearch.envs.web.retry import RetriesExhausted, RetryPolicy
 from deepresearch.envs.web.safety import redact
 

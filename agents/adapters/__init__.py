@@ -1,0 +1,1 @@
+"""Our envs inside other RL engines: TRL's ``rollout_func`` and verl's agent loop."""

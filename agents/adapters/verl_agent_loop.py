@@ -1,0 +1,72 @@
+"""The verl agent loop ``deepresearch_env``: one env episode per verl sample (imports verl).
+
+Name it in verl's agent-loop YAML (see examples/verl/); the entry's other keys are
+the constructor's keyword arguments (verl instantiates it with hydra)::
+
+    - name: deepresearch_env
+      _target_: deepresearch.agents.adapters.verl_agent_loop.DeepResearchAgentLoop
+      env_id: DeepResearch-Wiki-v0
+      env_kwargs: {protocol: search_r1, corpus: /data/wiki18_index, max_turns: 4}
+      max_new_tokens_per_turn: 256
+
+The work is done by verl-free code in
+``deepresearch.agents.adapters.verl`` (tested); this class only wires it to verl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import gymnasium as gym
+from omegaconf import OmegaConf
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
+
+import deepresearch  # noqa: F401 - registers the env ids
+from deepresearch.agents.adapters.verl import AsyncServerEngine, agent_output_fields, question_from_row
+from deepresearch.agents.rollout.runner import RolloutConfig, run_rollouts
+from deepresearch.agents.rollout.turns import TurnEncoder
+
+
+@register("deepresearch_env")
+class DeepResearchAgentLoop(AgentLoopBase):
+    def __init__(
+        self,
+        *args: Any,
+        env_id: str = "DeepResearch-Wiki-v0",
+        env_kwargs: Any = None,
+        max_new_tokens_per_turn: int = 256,
+        prompt_mode: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.env_id = env_id
+        self.env_kwargs = OmegaConf.to_container(env_kwargs) if OmegaConf.is_config(env_kwargs) else dict(env_kwargs or {})
+        self.max_new_tokens_per_turn = int(max_new_tokens_per_turn)
+        self.prompt_mode = prompt_mode
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        env = gym.make(self.env_id, **self.env_kwargs)
+
+        async def agenerate(prompt_ids: list[int], params: dict[str, Any]) -> Any:
+            request = {**sampling_params, **params}
+            return await self.server_manager.generate(request_id=uuid.uuid4().hex, prompt_ids=prompt_ids, sampling_params=request)
+
+        response_length = int(self.rollout_config.response_length)
+        config = RolloutConfig(
+            max_new_tokens_per_turn=self.max_new_tokens_per_turn,
+            max_response_tokens=response_length,
+            temperature=float(sampling_params.get("temperature", 1.0)),
+            top_p=float(sampling_params.get("top_p", 1.0)),
+        )
+        engine = AsyncServerEngine(self.tokenizer, agenerate, asyncio.get_running_loop())
+        encoder = TurnEncoder.for_tokenizer(self.tokenizer, self.prompt_mode)
+        reset = {"options": question_from_row(kwargs)}
+        try:
+            episodes, stats = await asyncio.to_thread(run_rollouts, engine, [env], [reset], [0], config, encoder)
+        finally:
+            env.close()
+        if not episodes:
+            raise RuntimeError(f"episode dropped by the rollout check: {stats.drop_reasons}")
+        return AgentLoopOutput(**agent_output_fields(episodes[0], response_length), metrics=AgentLoopMetrics())

@@ -1,0 +1,30 @@
+"""Greedy evaluation on held-out questions, as the trainer runs it every few steps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable, Sequence
+
+from deepresearch.agents.rollout.engines.base import RolloutEngine
+from deepresearch.agents.rollout.episode import Episode
+from deepresearch.agents.rollout.runner import RolloutConfig, run_rollouts
+from deepresearch.agents.rollout.stats import episode_metrics
+from deepresearch.agents.rollout.turns import TurnEncoder
+from deepresearch.envs import question_reset
+
+
+def evaluate(
+    engine: RolloutEngine,
+    encoder: TurnEncoder,
+    envs: Sequence[Any],
+    rollout_config: RolloutConfig,
+    on_finished: Callable[[int], None] | None = None,
+) -> tuple[dict[str, float], list[Episode]]:
+    """Greedy episodes on the first ``len(envs)`` questions of the envs' dataset (one each)."""
+    greedy = replace(rollout_config, temperature=0.0)
+    resets = [question_reset(env, index, seed=index) for index, env in enumerate(envs)]
+    episodes, stats = run_rollouts(engine, envs, resets, list(range(len(envs))), greedy, encoder, on_finished)
+    metrics = episode_metrics(episodes)
+    metrics["reward"] = metrics.get("reward/mean", 0.0)
+    metrics["dropped"] = stats.dropped
+    return metrics, episodes

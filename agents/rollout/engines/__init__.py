@@ -1,0 +1,44 @@
+"""Rollout engines: one token-in/token-out interface over vLLM and transformers.
+
+``make_engine("auto", path)`` picks vLLM when it imports here, else transformers.
+Both backends are imported lazily, so importing this package costs nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from deepresearch.agents.rollout.engines.base import FinishReason, Generation, RolloutEngine, SamplingConfig
+
+EngineKind = Literal["auto", "vllm", "hf"]
+
+
+def resolve_engine_kind(kind: EngineKind) -> Literal["vllm", "hf"]:
+    """``auto`` is vLLM when it imports here, else transformers."""
+    if kind == "auto":
+        from deepresearch.agents.rollout.engines.vllm import vllm_available
+
+        return "vllm" if vllm_available() else "hf"
+    if kind not in ("vllm", "hf"):
+        raise ValueError(f"unknown engine kind {kind!r}; expected 'auto', 'vllm' or 'hf'")
+    return kind
+
+
+def make_engine(kind: EngineKind, model: str | Path | Any, tokenizer: Any = None, **kwargs: Any) -> RolloutEngine:
+    """Build a rollout engine; ``kwargs`` go to ``VLLMEngine`` or ``HFEngine`` unchanged.
+
+    ``model`` is a model directory; the transformers engine also takes a live model
+    object (then it generates with the trainer's own weights and needs no sync).
+    """
+    kind = resolve_engine_kind(kind)
+    if kind == "vllm":
+        from deepresearch.agents.rollout.engines.vllm import VLLMEngine
+
+        return VLLMEngine(model, tokenizer=tokenizer, **kwargs)
+    from deepresearch.agents.rollout.engines.hf import HFEngine
+
+    return HFEngine(model, tokenizer=tokenizer, **kwargs)
+
+
+__all__ = ["EngineKind", "FinishReason", "Generation", "RolloutEngine", "SamplingConfig", "make_engine", "resolve_engine_kind"]
