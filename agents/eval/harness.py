@@ -17,12 +17,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
 
 from deepresearch.agents.eval.judge import LLMJudge
 from deepresearch.agents.eval.text_policies import TextEpisode, TextPolicy, run_text_episode
 from deepresearch.agents.jsonl import append_jsonl, read_jsonl
 from deepresearch.envs import QAItem, load_qa
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from deepresearch.agents.rollout.engines.base import RolloutEngine
+    from deepresearch.agents.rollout.runner import RolloutConfig
+    from deepresearch.agents.rollout.turns import TurnEncoder
 
 STANDARD_DATASETS = ("nq", "triviaqa", "popqa", "hotpotqa", "2wiki", "musique", "bamboogle")
 METRICS = ("em", "f1", "acc")
@@ -135,10 +144,10 @@ class TextPolicyRunner:
 class EngineRunner:
     """Runs a local model through a rollout engine, token level, ``len(envs)`` episodes per batch."""
 
-    engine: Any
-    encoder: Any
-    envs: Sequence[Any]
-    rollout_config: Any
+    engine: RolloutEngine
+    encoder: TurnEncoder
+    envs: Sequence[gym.Env]
+    rollout_config: RolloutConfig
 
     def __call__(self, dataset: str, items: Sequence[QAItem]) -> list[dict[str, Any]]:
         from deepresearch.agents.rollout.runner import run_rollouts
@@ -185,7 +194,7 @@ def run_evaluation(
     done = {(r["dataset"], r["id"]) for r in read_jsonl(path)}
     todo = [(name, [item for item in items if (name, item.id) not in done]) for name, items in datasets]
     total = sum(len(items) for _, items in todo)
-    bar = _progress(total, progress)
+    bar = tqdm(total=total, desc="eval", unit="item", disable=not progress or total == 0)
     for name, items in todo:
         for start in range(0, len(items), chunk_size):
             records = runner(name, items[start : start + chunk_size])
@@ -195,22 +204,6 @@ def run_evaluation(
             bar.update(len(records))
     bar.close()
     return summarize(read_jsonl(path))
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled or total == 0:
-        return _NoProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="eval", unit="item")
 
 
 # ------------------------------------------------------------------ summary
