@@ -41,7 +41,8 @@ def web_settings(provider, tmp_path, **overrides) -> dict:
         provider_base_url=provider.url,
         cache_path=str(tmp_path / "web.sqlite"),
         allowlist=("127.0.0.1",),
-        fetch=FetchConfig(connect_timeout_s=1.0, read_timeout_s=1.0, deadline_s=2.0),
+        fetch=FetchConfig(connect_timeout_s=1.0, read_timeout_s=1.0),
+        browse_deadline_s=2.0,
         retry=RetryPolicy(max_attempts=1),
     )
     return {**settings, **overrides}
@@ -100,7 +101,7 @@ def test_model_chosen_private_urls_are_refused_by_default(provider, tmp_path):
     env.reset(options=QUESTION)
     url = provider.url + "/search"
     observation, *_ = env.step(browse_call(url))
-    assert f"could not fetch {url}: refused {url!r}: it points to a private or reserved address" in observation
+    assert f"Could not read {url}: refused: it points to a private or reserved address" in observation
     assert provider.requests == []  # refused before any connection
 
 
