@@ -39,11 +39,12 @@ class Snapshot:
         return None if hit is None else hit.value
 
     def record(self, key: str, value: Any, meta: dict[str, Any]) -> None:
-        """Keep ``value``; a failure does not replace a success recorded earlier under the same key."""
+        """Keep ``value``; a failure (marked in its metadata) does not replace a success recorded earlier."""
         if recorded_failure(value) is not None:
             earlier = self.store.get(key)
             if earlier is not None and recorded_failure(earlier.value) is None:
                 return
+            meta = {**meta, "failure": True}
         self.store.put(key, value, meta)
 
     def close(self) -> None:
