@@ -152,3 +152,18 @@ def test_web_env_is_registered_nondeterministic_and_runs_questions_from_a_datase
     env = make_env(provider, tmp_path, dataset=str(dataset))
     _, info = env.reset(seed=0)
     assert info["question_id"] == "q1" and env.spec.nondeterministic
+
+
+def test_one_long_bad_url_does_not_push_the_other_pages_out_of_the_observation(provider, site, tmp_path):
+    env = make_env(provider, tmp_path)
+    env.reset(options=QUESTION)
+    long_refused = "http://10.0.0.1/" + "a" * 1900  # refused by the policy, 1,916 characters
+    too_long = site.url + "/wiki/Marie_Curie?" + "b" * 3000
+    urls = [long_refused, too_long, site.url + "/wiki/Marie_Curie", site.url + "/tides.txt"]
+    call = '<tool_call>{"name": "web_browse", "arguments": {"url": %s}}</tool_call>' % json.dumps(urls)
+    observation, *_ = env.step(call)
+    assert len(observation) <= 6_000 + 100 and "truncated" not in observation
+    assert "Warsaw" in observation and "06:42" in observation  # both good pages made it in
+    assert "refused: it points to a private or reserved address" in observation
+    assert f"the URL is too long ({len(too_long)} characters; the limit is 2048)" in observation
+    assert observation.count("a" * 100) <= 2 and "b" * 300 not in observation  # each long URL shown shortened

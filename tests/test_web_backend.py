@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -243,3 +244,43 @@ def test_bad_configuration_raises_at_construction(provider, tmp_path) -> None:
         backend_for(provider, tmp_path, allowlist="127.0.0.1")
     with pytest.raises(ValueError, match="allow-list"):
         backend_for(provider, tmp_path, allowlist=("",))
+
+
+def test_a_hit_with_a_non_string_url_is_never_cached_as_a_result(provider, tmp_path) -> None:
+    backend = backend_for(provider, tmp_path)
+    provider.behaviour.body = b'{"organic": [{"link": 123, "title": "numbers are not URLs"}]}'
+    (results,) = backend.search(["bad urls"], k=3)
+    assert results[0].contents == "search failed: serper returned 1 result without a usable http(s) URL"
+    assert len(backend.cache) == 0
+    provider.behaviour.heal()
+    (healed,) = backend.search(["bad urls"], k=3)  # asks the provider again: nothing bad was cached
+    assert healed[0].title == "bad urls - result 0" and len(provider.requests) == 2
+
+
+def test_usable_hits_are_kept_and_odd_fields_become_bounded_text(provider, tmp_path) -> None:
+    backend = backend_for(provider, tmp_path)
+    provider.behaviour.body = json.dumps({"organic": [
+        {"link": 123}, {"link": " https://a.example/x ", "title": {"nested": 1}, "snippet": 42},
+        {"link": "https://b.example/" + "y" * 3000}, {"link": "https://c.example/", "title": "T" * 1000},
+    ]}).encode()
+    (results,) = backend.search(["mixed"], k=5)
+    assert [(d.id, d.title, d.text) for d in results] == [("https://a.example/x", "", "42"), ("https://c.example/", "T" * 300, "")]
+    assert backend.search(["mixed"], k=5) == [results]  # cached, and served from the cache unchanged
+
+
+def test_an_invalid_query_is_refused_before_any_request(provider, tmp_path) -> None:
+    backend = backend_for(provider, tmp_path)
+    (lone, long) = backend.search(["Curie \ud800", "x" * 1001], k=3)
+    assert lone[0].contents == "search failed: the query is not valid text (it contains an unpaired surrogate character)"
+    assert long[0].contents == "search failed: the query is too long (1001 characters; the limit is 1000)"
+    assert provider.requests == [] and backend.stats.as_dict()["invalid_queries"] == 2
+
+
+def test_a_provider_outage_is_logged_once_not_per_query(provider, tmp_path, caplog) -> None:
+    provider.behaviour.fail_status = 503
+    backend = backend_for(provider, tmp_path, retry=RetryPolicy(max_attempts=1))
+    with caplog.at_level(logging.WARNING):
+        for i in range(10):
+            backend.search([f"outage {i}"], k=3)
+    records = [r for r in caplog.records if "serper search failed" in r.getMessage()]
+    assert len(records) == 1 and "answered HTTP 503" in records[0].getMessage()

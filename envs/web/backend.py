@@ -55,7 +55,6 @@ from deepresearch.envs.web.values import (
 )
 
 logger = logging.getLogger(__name__)
-_LOG = RateLimitedLog(logger)
 
 
 def notice_document(message: str) -> Document:
@@ -146,6 +145,7 @@ class WebBackend:
         self._searches: SingleFlight[list[Document]] = SingleFlight()
         self._pages: SingleFlight[tuple[str, list[str]]] = SingleFlight()
         self._own = WebClient(config)
+        self._log = RateLimitedLog(logger)  # one message per cause a minute, for this backend
 
     # ------------------------------------------------------------------ envs
     def episode(self, owns_backend: bool = False) -> "WebEpisode":
@@ -189,7 +189,7 @@ class WebBackend:
             return [failure_document(f"search failed: {self.provider_name} timed out ({deadline.describe()})")]
         error = future.exception()
         if error is not None:  # a bug, not the network: say so without details that could hold a secret
-            _LOG.warning(f"search-bug:{type(error).__name__}", f"web search raised {type(error).__name__}")
+            self._log.warning(f"search-bug:{type(error).__name__}", f"web search raised {type(error).__name__}")
             return [failure_document(f"search failed: internal error ({type(error).__name__})")]
         return future.result()
 
@@ -288,7 +288,7 @@ class WebBackend:
             return PageResult(url=shown, error=f"timed out ({deadline.describe()})")
         error = future.exception()
         if error is not None:
-            _LOG.warning(f"browse-bug:{type(error).__name__}", f"browsing raised {type(error).__name__}")
+            self._log.warning(f"browse-bug:{type(error).__name__}", f"browsing raised {type(error).__name__}")
             return PageResult(url=shown, error=f"internal error ({type(error).__name__})")
         return future.result()
 
@@ -388,7 +388,7 @@ class WebBackend:
         try:
             notes = self.reader.read(text, question, query, budget, deadline)
         except LLMReaderError as error:
-            _LOG.warning("reader", f"{error}; falling back to BM25 passages")
+            self._log.warning("reader", f"{error}; falling back to BM25 passages")
             return ""
         if notes:
             self._record(key, notes_value(notes), {"kind": "read", "model": self.config.reader.model})
@@ -401,7 +401,7 @@ class WebBackend:
         try:
             return self.cache.get(key)
         except Exception as error:  # noqa: BLE001 - a locked or unreachable cache is a miss, not a crash
-            _LOG.warning("cache-read", redact(f"web cache read failed: {type(error).__name__}: {error}"))
+            self._log.warning("cache-read", redact(f"web cache read failed: {type(error).__name__}: {error}"))
             return None
 
     def _cache_put(self, key: str, value: Any, meta: dict[str, Any]) -> None:
@@ -410,14 +410,14 @@ class WebBackend:
         try:
             self.cache.put(key, value, meta)
         except Exception as error:  # noqa: BLE001 - losing a cache write only costs a later refetch
-            _LOG.warning("cache-write", redact(f"web cache write failed: {type(error).__name__}: {error}"))
+            self._log.warning("cache-write", redact(f"web cache write failed: {type(error).__name__}: {error}"))
 
     def _recorded(self, key: str) -> Any | None:
         assert self.snapshot is not None
         try:
             return self.snapshot.lookup(key)
         except Exception as error:  # noqa: BLE001 - an unreadable snapshot entry is a miss
-            _LOG.warning("snapshot-read", redact(f"snapshot read failed: {type(error).__name__}: {error}"))
+            self._log.warning("snapshot-read", redact(f"snapshot read failed: {type(error).__name__}: {error}"))
             return None
 
     def _record(self, key: str, value: Any, meta: dict[str, Any]) -> None:
@@ -427,7 +427,7 @@ class WebBackend:
         try:
             self.snapshot.record(key, value, meta)
         except Exception as error:  # noqa: BLE001 - a failed snapshot write is reported, the step goes on
-            _LOG.warning("snapshot-write", redact(f"snapshot write failed: {type(error).__name__}: {error}"))
+            self._log.warning("snapshot-write", redact(f"snapshot write failed: {type(error).__name__}: {error}"))
 
 
 class WebEpisode(ToolBackend):

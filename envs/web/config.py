@@ -52,7 +52,7 @@ class WebConfig:
     allow_private: bool = False
     allowlist: tuple[str, ...] = ()  # hosts or IP networks that may be browsed although not public
     browse_only_seen_urls: bool = False  # refuse URLs no earlier search (this episode) returned
-    max_workers: int = 64  # threads shared by every env of this backend (network waits, not CPU)
+    max_workers: int = 128  # threads shared by every env of this backend (they wait on the network, not the CPU)
 
     def __post_init__(self) -> None:
         for name, cls in _NESTED.items():

@@ -24,7 +24,7 @@ from deepresearch.envs.web.results import InvalidResponse, check_hits, query_pro
 from deepresearch.envs.web.retry import RetriesExhausted, RetryPolicy
 from deepresearch.envs.web.safety import redact
 
-_LOG = RateLimitedLog(logging.getLogger(__name__))
+logger = logging.getLogger(__name__)
 
 
 class ProviderError(Exception):
@@ -97,6 +97,7 @@ class HttpSearchProvider:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limiter: TokenBucket | None = None
     max_k: int = 20
+    log: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(logger), init=False, repr=False, compare=False)
     name = "http"
     list_name = "results"  # the response's result list, for error messages
 
@@ -134,10 +135,10 @@ class HttpSearchProvider:
         except Exception as error:  # noqa: BLE001 - every failure becomes a redacted ProviderError
             reason, cause = failure_reason(error)
             secrets = (self.api_key,)
-            _LOG.warning(f"{self.name}:{cause}", redact(f"{self.name} search failed: {reason} ({type(error).__name__})", secrets))
+            self.log.warning(cause, redact(f"{self.name} search failed: {reason} ({type(error).__name__})", secrets))
             raise ProviderError(redact(f"search failed: {self.name} {reason}", secrets), cause) from None
         if hits.dropped:
-            _LOG.warning(f"{self.name}:dropped", f"{self.name} returned {hits.dropped} hit(s) without a usable URL (dropped)")
+            self.log.warning("dropped", f"{self.name} returned {hits.dropped} hit(s) without a usable URL (dropped)")
         return hits.documents
 
 
