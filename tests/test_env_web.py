@@ -6,7 +6,7 @@ import json
 
 import gymnasium as gym
 import pytest
-from web_servers import LoopbackServer, ProviderBehaviour, hostile_routes, provider_routes, site_routes
+from web_servers import ProviderBehaviour, serve_provider, serve_site_and_hostile_routes
 
 import deepresearch  # noqa: F401
 from deepresearch.envs.web import FetchConfig, RetryPolicy, make_web_backend
@@ -16,18 +16,12 @@ PAGES = ["/wiki/Marie_Curie", "/wiki/Mariana_Trench"]
 QUESTION = {"question": "In which city was Marie Curie born?", "golden_answers": ["Warsaw"]}
 
 
-@pytest.fixture(scope="module")
-def site():
-    with LoopbackServer({**site_routes(), **hostile_routes()}) as running:
-        yield running
+site = pytest.fixture(serve_site_and_hostile_routes, scope="module", name="site")
 
 
 @pytest.fixture
 def provider(site):
-    behaviour = ProviderBehaviour(KEY, urls=[site.url + p for p in PAGES])
-    with LoopbackServer(provider_routes("serper", behaviour)) as running:
-        running.behaviour = behaviour
-        yield running
+    yield from serve_provider("serper", ProviderBehaviour(KEY, urls=[site.url + p for p in PAGES]))
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,9 @@ from web_servers import (
     LoopbackServer,
     ProviderBehaviour,
     fake_dns,
-    hostile_routes,
-    provider_routes,
     reader_routes,
-    site_routes,
+    serve_provider,
+    serve_site_and_hostile_routes,
 )
 
 from deepresearch.envs.tools import ToolBackend
@@ -35,18 +34,12 @@ KEY = "serper-secret-4d9e0b1f"
 SITE_PATHS = ["/wiki/Marie_Curie", "/wiki/Mariana_Trench", "/tides.txt"]
 
 
-@pytest.fixture(scope="module")
-def site():
-    with LoopbackServer({**site_routes(), **hostile_routes()}) as running:
-        yield running
+site = pytest.fixture(serve_site_and_hostile_routes, scope="module", name="site")
 
 
 @pytest.fixture
 def provider(site):
-    behaviour = ProviderBehaviour(KEY, urls=[site.url + path for path in SITE_PATHS])
-    with LoopbackServer(provider_routes("serper", behaviour)) as running:
-        running.behaviour = behaviour
-        yield running
+    yield from serve_provider("serper", ProviderBehaviour(KEY, urls=[site.url + path for path in SITE_PATHS]))
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import pytest
-from web_servers import LoopbackServer, ProviderBehaviour, provider_routes, site_routes
+from web_servers import LoopbackServer, ProviderBehaviour, serve_provider, site_routes
 
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.agents.eval.harness import markdown_table, summarize
@@ -21,10 +21,7 @@ def site():
 
 @pytest.fixture
 def provider(site):
-    behaviour = ProviderBehaviour(KEY, urls=[site.url + "/wiki/Marie_Curie", site.url + "/tides.txt"])
-    with LoopbackServer(provider_routes("serper", behaviour)) as running:
-        running.behaviour = behaviour
-        yield running
+    yield from serve_provider("serper", ProviderBehaviour(KEY, urls=[site.url + "/wiki/Marie_Curie", site.url + "/tides.txt"]))
 
 
 @pytest.fixture(autouse=True)

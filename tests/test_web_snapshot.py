@@ -9,7 +9,12 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from web_servers import LoopbackServer, ProviderBehaviour, hostile_routes, provider_routes, redis_server_or_skip, site_routes
+from web_servers import (
+    ProviderBehaviour,
+    redis_server_or_skip,
+    serve_provider,
+    serve_site_and_hostile_routes,
+)
 
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.agents.eval.harness import TextPolicyRunner, run_evaluation
@@ -23,18 +28,12 @@ KEY = "serper-snapshot-key-77e1"
 PAGES = ["/wiki/Marie_Curie", "/wiki/Marie_Curie?from=search", "/wiki/Mariana_Trench", "/paper.pdf"]
 
 
-@pytest.fixture(scope="module")
-def site():
-    with LoopbackServer({**site_routes(), **hostile_routes()}) as running:
-        yield running
+site = pytest.fixture(serve_site_and_hostile_routes, scope="module", name="site")
 
 
 @pytest.fixture
 def provider(site):
-    behaviour = ProviderBehaviour(KEY, urls=[site.url + p for p in PAGES])
-    with LoopbackServer(provider_routes("serper", behaviour)) as running:
-        running.behaviour = behaviour
-        yield running
+    yield from serve_provider("serper", ProviderBehaviour(KEY, urls=[site.url + p for p in PAGES]))
 
 
 @pytest.fixture(scope="module")

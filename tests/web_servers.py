@@ -367,6 +367,19 @@ def provider_routes(name: str, behaviour: ProviderBehaviour) -> dict[str, Route]
     raise ValueError(f"no fake server for provider {name!r}")
 
 
+def serve_site_and_hostile_routes():
+    """A pytest fixture body: the realistic site and the hostile routes on one loopback server."""
+    with LoopbackServer({**site_routes(), **hostile_routes()}) as running:
+        yield running
+
+
+def serve_provider(name: str, behaviour: ProviderBehaviour):
+    """A pytest fixture body: ``name``'s fake server, with ``.behaviour`` to change what it does mid-test."""
+    with LoopbackServer(provider_routes(name, behaviour)) as running:
+        running.behaviour = behaviour
+        yield running
+
+
 # --- a reader LLM speaking OpenAI chat completions -------------------------------------------------
 
 
