@@ -184,6 +184,8 @@ class WebBackend:
         return answers
 
     def _search_outcome(self, future: Future, deadline: Deadline, stats: tuple[WebStats, ...]) -> list[Document]:
+        if future.cancelled():
+            return [failure_document("search failed: the web backend was closed")]
         if not future.done() or isinstance(future.exception(), DeadlineExceeded):
             add_to_all(stats, deadline_exceeded=1)
             return [failure_document(f"search failed: {self.provider_name} timed out ({deadline.describe()})")]
@@ -283,6 +285,8 @@ class WebBackend:
 
     def _page_outcome(self, future: Future, url: Any, deadline: Deadline, stats: tuple[WebStats, ...]) -> PageResult:
         shown = shown_url(url.strip() if isinstance(url, str) else "")
+        if future.cancelled():
+            return PageResult(url=shown, error="the web backend was closed")
         if not future.done() or isinstance(future.exception(), DeadlineExceeded):
             add_to_all(stats, deadline_exceeded=1)
             return PageResult(url=shown, error=f"timed out ({deadline.describe()})")
