@@ -36,10 +36,6 @@ class Deadline:
     def expired(self) -> bool:
         return time.monotonic() >= self.end
 
-    def cap(self, seconds: float) -> float:
-        """``seconds``, or less when the deadline comes sooner."""
-        return min(seconds, self.remaining())
-
     def describe(self) -> str:
         """Words for the model: which limit ran out."""
         return f"the {self.seconds:g} s deadline for this step passed"

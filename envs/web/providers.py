@@ -28,20 +28,13 @@ logger = logging.getLogger(__name__)
 
 
 class ProviderError(Exception):
-    """A search request failed; the message (``search failed: <provider> <reason>``) is safe to show the model.
-
-    ``cause`` is a short stable word (``timeout``, ``http_503``, ``bad_key``, ...) for metrics and log grouping.
-    """
-
-    def __init__(self, message: str, cause: str = "error") -> None:
-        super().__init__(message)
-        self.cause = cause
+    """A search request failed; the message (``search failed: <provider> <reason>``) is safe to show the model."""
 
 
 def failure_reason(error: Exception) -> tuple[str, str]:
     """``(reason, cause)``: why a provider call failed in words the model can read (no URLs, keys or
-    library internals), and a short word for metrics. Each kind of failure is named for what it is:
-    a refused header or an unencodable query is not "malformed JSON"."""
+    library internals), and a short stable word that groups log messages. Each kind of failure is
+    named for what it is: a refused header or an unencodable query is not "malformed JSON"."""
     import requests
 
     suffix = ""
@@ -115,7 +108,7 @@ class HttpSearchProvider:
         k = max(1, min(int(k), self.max_k))
         problem = query_problem(query)
         if problem:
-            raise ProviderError(f"search failed: {problem}", "invalid_query")
+            raise ProviderError(f"search failed: {problem}")
         request = self.build_request(query, k)
         try:
             payload = request_json(
@@ -135,8 +128,8 @@ class HttpSearchProvider:
         except Exception as error:  # noqa: BLE001 - every failure becomes a redacted ProviderError
             reason, cause = failure_reason(error)
             secrets = (self.api_key,)
-            self.log.warning(cause, redact(f"{self.name} search failed: {reason} ({type(error).__name__})", secrets))
-            raise ProviderError(redact(f"search failed: {self.name} {reason}", secrets), cause) from None
+            self.log.warning(cause, redact(f"{self.name} search failed: {reason}", secrets))
+            raise ProviderError(redact(f"search failed: {self.name} {reason}", secrets)) from None
         if hits.dropped:
             self.log.warning("dropped", f"{self.name} returned {hits.dropped} hit(s) without a usable URL (dropped)")
         return hits.documents

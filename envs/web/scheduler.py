@@ -90,10 +90,6 @@ class FairScheduler:
             except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
                 task.future.set_exception(error)
 
-    def pending(self) -> int:
-        with self._condition:
-            return sum(len(queue) for queue in self._queues.values())
-
     def shutdown(self) -> None:
         """Cancel queued work and let the workers end once their current task is done."""
         with self._condition:
