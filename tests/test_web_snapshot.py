@@ -232,3 +232,16 @@ def test_evaluation_reruns_in_replay_mode_are_bit_for_bit_identical(provider, si
     assert [r["transcript"] for r in replayed] == [r["transcript"] for r in recorded]  # what the model read, too
     assert "Warsaw" in replayed[0]["transcript"] and all(r["reward_components"]["web_cost_usd"] == 0 for r in replayed)
     assert sum(r["reward_components"]["web_cost_usd"] for r in recorded) == pytest.approx(4 * 0.001)
+
+
+def test_a_damaged_snapshot_entry_is_a_miss_not_a_crash(tmp_path):
+    from deepresearch.envs.web.cache import page_key, search_key
+
+    path = tmp_path / "s.sqlite"
+    snapshot = Snapshot(path)
+    snapshot.record(search_key("serper", "damaged", 3), {"documents": [{"url": 5}]}, {"kind": "search"})
+    snapshot.record(page_key("https://e.org/p"), {"text": 7}, {"kind": "page"})
+    replayer = make_web_backend(provider="serper", web_mode="replay", snapshot_path=str(path))
+    ((search,),), (page,) = replayer.search(["damaged"], 3), replayer.browse(["https://e.org/p"], "q", None)
+    assert "is not in this snapshot" in search.contents and page.error == "not in this snapshot (replay mode)"
+    assert replayer.stats.as_dict()["replay_misses"] == 2

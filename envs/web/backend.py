@@ -204,10 +204,14 @@ class WebBackend:
             return [failure_document(f"search failed: {problem}")]
         if self.config.web_mode == "replay":
             recorded = self._recorded(key)
-            if recorded is not None:
+            failure = recorded_failure(recorded)
+            try:
+                documents = [failure_document(failure)] if failure else None if recorded is None else search_documents(recorded)
+            except BadStoredValue:
+                documents = None  # a damaged entry is a miss
+            if documents is not None:
                 add_to_all(stats, search_replay_hits=1)
-                failure = recorded_failure(recorded)
-                return [failure_document(failure)] if failure else search_documents(recorded)
+                return documents
             add_to_all(stats, replay_misses=1)
             if not self.config.replay_fallback_live:
                 return [notice_document(f"search not available: {shown_url(query, 80)!r} is not in this snapshot (replay mode)")]
@@ -314,12 +318,16 @@ class WebBackend:
         stats = (self.stats, client.env_stats, client.episode_stats)
         if self.config.web_mode == "replay":  # no policy check either: it resolves names, and nothing is fetched
             recorded = self._recorded(key)
+            failure = recorded_failure(recorded)
+            try:
+                text = None if failure or recorded is None else page_parts(recorded)[0]
+            except BadStoredValue:
+                recorded = None  # a damaged entry is a miss
             if recorded is not None:
                 add_to_all(stats, page_replay_hits=1)
-                failure = recorded_failure(recorded)
                 if failure:
                     raise PageUnavailable(failure)
-                return page_parts(recorded)[0]
+                return text
             add_to_all(stats, replay_misses=1)
             if not self.config.replay_fallback_live:
                 raise PageUnavailable("not in this snapshot (replay mode)")
@@ -383,9 +391,10 @@ class WebBackend:
     def _read_notes(self, key: str, text: str, question: str, query: str | None, budget: int, deadline: Deadline) -> str:
         """The reader's notes; replayed from the snapshot, or asked for live (and recorded). "" = use BM25."""
         if self.config.web_mode == "replay":
-            recorded = self._recorded(key)
-            if recorded is not None:
-                return notes_text(recorded)
+            try:
+                return notes_text(self._recorded(key))
+            except BadStoredValue:  # not recorded (or damaged)
+                pass
             if not self.config.replay_fallback_live:
                 return ""
         assert self.reader is not None
