@@ -161,3 +161,14 @@ def test_one_long_bad_url_does_not_push_the_other_pages_out_of_the_observation(p
     assert "refused: it points to a private or reserved address" in observation
     assert f"the URL is too long ({len(too_long)} characters; the limit is 2048)" in observation
     assert observation.count("a" * 100) <= 2 and "b" * 300 not in observation  # each long URL shown shortened
+
+
+def test_a_corrupt_cache_file_does_not_stop_gym_make(provider, tmp_path, caplog):
+    cache = tmp_path / "web.sqlite"
+    cache.write_bytes(b"not a database at all" * 500)
+    with caplog.at_level("WARNING"):
+        env = make_env(provider, tmp_path)  # the same cache path
+    env.reset(options=QUESTION)
+    observation, *_ = env.step(search_call("Marie Curie"))
+    assert "Marie Curie - result 0" in observation
+    assert f"web store {cache} could not be read" in caplog.text and "moved it aside to" in caplog.text

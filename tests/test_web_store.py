@@ -121,3 +121,15 @@ def test_canonical_json_is_independent_of_key_order() -> None:
 def test_bad_max_bytes_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         open_store(str(tmp_path / "s.sqlite"), 100, "cache")
+
+
+def test_a_store_written_by_a_newer_version_is_refused_by_name(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "future.sqlite"
+    open_store(str(path), 10**6, "snapshot").close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE info SET value = '99' WHERE name = 'version'")
+    with pytest.raises(ValueError, match=f"{path} was written by a newer deepresearch"):
+        open_store(str(path), 10**6, "snapshot")
+    assert path.exists()  # refused, not moved aside: it is not damaged
