@@ -12,6 +12,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "view": ("write a static HTML viewer of trajectories", "deepresearch.agents.viewer.cli:configure"),
     "index": ("build a local retrieval index (flat/hnsw/ivfpq/bm25)", "deepresearch.envs.retrieval.cli:configure_index"),
     "serve-retriever": ("serve an index over HTTP (Search-R1 /retrieve)", "deepresearch.envs.retrieval.cli:configure_serve"),
+    "web": ("live-web tools: record/replay snapshots (export, import, stats, prune)", "deepresearch.envs.web.snapshot_cli:configure"),
 }
 
 

@@ -6,7 +6,7 @@ import json
 
 import gymnasium as gym
 import pytest
-from web_servers import LoopbackServer, ProviderBehaviour, hostile_routes, provider_routes, site_routes
+from web_servers import ProviderBehaviour, serve_provider, serve_site_and_hostile_routes
 
 import deepresearch  # noqa: F401
 from deepresearch.envs.web import FetchConfig, RetryPolicy, make_web_backend
@@ -16,18 +16,12 @@ PAGES = ["/wiki/Marie_Curie", "/wiki/Mariana_Trench"]
 QUESTION = {"question": "In which city was Marie Curie born?", "golden_answers": ["Warsaw"]}
 
 
-@pytest.fixture(scope="module")
-def site():
-    with LoopbackServer({**site_routes(), **hostile_routes()}) as running:
-        yield running
+site = pytest.fixture(serve_site_and_hostile_routes, scope="module", name="site")
 
 
 @pytest.fixture
 def provider(site):
-    behaviour = ProviderBehaviour(KEY, urls=[site.url + p for p in PAGES])
-    with LoopbackServer(provider_routes("serper", behaviour)) as running:
-        running.behaviour = behaviour
-        yield running
+    yield from serve_provider("serper", ProviderBehaviour(KEY, urls=[site.url + p for p in PAGES]))
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +35,8 @@ def web_settings(provider, tmp_path, **overrides) -> dict:
         provider_base_url=provider.url,
         cache_path=str(tmp_path / "web.sqlite"),
         allowlist=("127.0.0.1",),
-        fetch=FetchConfig(connect_timeout_s=1.0, read_timeout_s=1.0, deadline_s=2.0),
+        fetch=FetchConfig(connect_timeout_s=1.0, read_timeout_s=1.0),
+        browse_deadline_s=2.0,
         retry=RetryPolicy(max_attempts=1),
     )
     return {**settings, **overrides}
@@ -100,7 +95,7 @@ def test_model_chosen_private_urls_are_refused_by_default(provider, tmp_path):
     env.reset(options=QUESTION)
     url = provider.url + "/search"
     observation, *_ = env.step(browse_call(url))
-    assert f"could not fetch {url}: refused {url!r}: it points to a private or reserved address" in observation
+    assert f"Could not read {url}: refused: it points to a private or reserved address" in observation
     assert provider.requests == []  # refused before any connection
 
 
@@ -151,3 +146,29 @@ def test_web_env_is_registered_nondeterministic_and_runs_questions_from_a_datase
     env = make_env(provider, tmp_path, dataset=str(dataset))
     _, info = env.reset(seed=0)
     assert info["question_id"] == "q1" and env.spec.nondeterministic
+
+
+def test_one_long_bad_url_does_not_push_the_other_pages_out_of_the_observation(provider, site, tmp_path):
+    env = make_env(provider, tmp_path)
+    env.reset(options=QUESTION)
+    long_refused = "http://10.0.0.1/" + "a" * 1900  # refused by the policy, 1,916 characters
+    too_long = site.url + "/wiki/Marie_Curie?" + "b" * 3000
+    urls = [long_refused, too_long, site.url + "/wiki/Marie_Curie", site.url + "/tides.txt"]
+    call = '<tool_call>{"name": "web_browse", "arguments": {"url": %s}}</tool_call>' % json.dumps(urls)
+    observation, *_ = env.step(call)
+    assert len(observation) <= 6_000 + 100 and "truncated" not in observation
+    assert "Warsaw" in observation and "06:42" in observation  # both good pages made it in
+    assert "refused: it points to a private or reserved address" in observation
+    assert f"the URL is too long ({len(too_long)} characters; the limit is 2048)" in observation
+    assert observation.count("a" * 100) <= 2 and "b" * 300 not in observation  # each long URL shown shortened
+
+
+def test_a_corrupt_cache_file_does_not_stop_gym_make(provider, tmp_path, caplog):
+    cache = tmp_path / "web.sqlite"
+    cache.write_bytes(b"not a database at all" * 500)
+    with caplog.at_level("WARNING"):
+        env = make_env(provider, tmp_path)  # the same cache path
+    env.reset(options=QUESTION)
+    observation, *_ = env.step(search_call("Marie Curie"))
+    assert "Marie Curie - result 0" in observation
+    assert f"web store {cache} could not be read" in caplog.text and "moved it aside to" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -11,10 +12,9 @@ from web_servers import (
     LoopbackServer,
     ProviderBehaviour,
     fake_dns,
-    hostile_routes,
-    provider_routes,
     reader_routes,
-    site_routes,
+    serve_provider,
+    serve_site_and_hostile_routes,
 )
 
 from deepresearch.envs.tools import ToolBackend
@@ -34,18 +34,12 @@ KEY = "serper-secret-4d9e0b1f"
 SITE_PATHS = ["/wiki/Marie_Curie", "/wiki/Mariana_Trench", "/tides.txt"]
 
 
-@pytest.fixture(scope="module")
-def site():
-    with LoopbackServer({**site_routes(), **hostile_routes()}) as running:
-        yield running
+site = pytest.fixture(serve_site_and_hostile_routes, scope="module", name="site")
 
 
 @pytest.fixture
 def provider(site):
-    behaviour = ProviderBehaviour(KEY, urls=[site.url + path for path in SITE_PATHS])
-    with LoopbackServer(provider_routes("serper", behaviour)) as running:
-        running.behaviour = behaviour
-        yield running
+    yield from serve_provider("serper", ProviderBehaviour(KEY, urls=[site.url + path for path in SITE_PATHS]))
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +54,8 @@ def backend_for(provider_server: LoopbackServer, tmp_path: Path, **overrides) ->
         provider_base_url=provider_server.url,
         search_timeout_s=(1.0, 2.0),
         retry=RetryPolicy(max_attempts=2, base_delay_s=0.01),
-        fetch=FetchConfig(connect_timeout_s=1.0, read_timeout_s=1.5, deadline_s=3.0),
+        fetch=FetchConfig(connect_timeout_s=1.0, read_timeout_s=1.5),
+        browse_deadline_s=3.0,
         reading=ReadingConfig(max_chunk_chars=400, char_budget=1200, max_chunks=3),
         cache_path=str(tmp_path / "web.sqlite"),
         allowlist=("127.0.0.1",),
@@ -140,8 +135,16 @@ def test_hostile_urls_become_error_results_in_order(provider, site, tmp_path) ->
     assert "10,935" in by_path["/wiki/Mariana_Trench"].text
     failed = [r for r in results if r.error]
     assert len(failed) == len(urls) - 2
-    assert all(r.error.startswith(("could not fetch", "could not read")) and not r.text for r in failed)
+    assert all(not r.text and site.url not in r.error for r in failed)  # the reason, not the URL again
     assert "timed out" in by_path["/drip"].error and "PDF" in by_path["/paper.pdf"].error
+    assert by_path["/to-metadata"].error == (
+        "redirected to 'http://169.254.169.254/latest/meta-data/', which is refused: "
+        "cloud metadata endpoints are never browsed"
+    )
+    assert [r.error for r in results[-3:]] == [
+        "refused: only http and https URLs can be browsed", "no URL was given",
+        "refused: it points to a private or reserved address",
+    ]
 
 
 def test_default_policy_refuses_loopback_pages(provider, site, tmp_path) -> None:
@@ -162,7 +165,7 @@ def test_a_page_cached_under_a_permissive_policy_is_refused_by_the_default_one(p
     assert "Warsaw" in lax.text
     served = len(site.requests)
     (strict,) = backend_for(provider, tmp_path, allowlist=()).browse([url], "Where was Curie born?", None)  # same file
-    assert strict.error == f"could not fetch {url}: refused {url!r}: it points to a private or reserved address"
+    assert strict.error == "refused: it points to a private or reserved address"
     assert strict.text == "" and len(site.requests) == served
 
 
@@ -174,7 +177,7 @@ def test_a_cached_page_is_refused_when_a_redirect_it_came_through_is(provider, s
     served = len(site.requests)
     (strict,) = with_policy(base, "site.test").browse([url], "Where was Curie born?", None)
     target = site.url + "/wiki/Marie_Curie"
-    assert strict.error == f"could not fetch {url}: refused {target!r}: it points to a private or reserved address"
+    assert strict.error == f"redirected to {target!r}, which is refused: it points to a private or reserved address"
     (again,) = with_policy(base, "site.test", "127.0.0.1").browse([url], "Where was Curie born?", None)
     assert "Warsaw" in again.text and len(site.requests) == served  # both answers came from the cache record
 
@@ -234,3 +237,43 @@ def test_bad_configuration_raises_at_construction(provider, tmp_path) -> None:
         backend_for(provider, tmp_path, allowlist="127.0.0.1")
     with pytest.raises(ValueError, match="allow-list"):
         backend_for(provider, tmp_path, allowlist=("",))
+
+
+def test_a_hit_with_a_non_string_url_is_never_cached_as_a_result(provider, tmp_path) -> None:
+    backend = backend_for(provider, tmp_path)
+    provider.behaviour.body = b'{"organic": [{"link": 123, "title": "numbers are not URLs"}]}'
+    (results,) = backend.search(["bad urls"], k=3)
+    assert results[0].contents == "search failed: serper returned 1 result without a usable http(s) URL"
+    assert len(backend.cache) == 0
+    provider.behaviour.heal()
+    (healed,) = backend.search(["bad urls"], k=3)  # asks the provider again: nothing bad was cached
+    assert healed[0].title == "bad urls - result 0" and len(provider.requests) == 2
+
+
+def test_usable_hits_are_kept_and_odd_fields_become_bounded_text(provider, tmp_path) -> None:
+    backend = backend_for(provider, tmp_path)
+    provider.behaviour.body = json.dumps({"organic": [
+        {"link": 123}, {"link": " https://a.example/x ", "title": {"nested": 1}, "snippet": 42},
+        {"link": "https://b.example/" + "y" * 3000}, {"link": "https://c.example/", "title": "T" * 1000},
+    ]}).encode()
+    (results,) = backend.search(["mixed"], k=5)
+    assert [(d.id, d.title, d.text) for d in results] == [("https://a.example/x", "", "42"), ("https://c.example/", "T" * 300, "")]
+    assert backend.search(["mixed"], k=5) == [results]  # cached, and served from the cache unchanged
+
+
+def test_an_invalid_query_is_refused_before_any_request(provider, tmp_path) -> None:
+    backend = backend_for(provider, tmp_path)
+    (lone, long) = backend.search(["Curie \ud800", "x" * 1001], k=3)
+    assert lone[0].contents == "search failed: the query is not valid text (it contains an unpaired surrogate character)"
+    assert long[0].contents == "search failed: the query is too long (1001 characters; the limit is 1000)"
+    assert provider.requests == [] and backend.stats.as_dict()["invalid_queries"] == 2
+
+
+def test_a_provider_outage_is_logged_once_not_per_query(provider, tmp_path, caplog) -> None:
+    provider.behaviour.fail_status = 503
+    backend = backend_for(provider, tmp_path, retry=RetryPolicy(max_attempts=1))
+    with caplog.at_level(logging.WARNING):
+        for i in range(10):
+            backend.search([f"outage {i}"], k=3)
+    records = [r for r in caplog.records if "serper search failed" in r.getMessage()]
+    assert len(records) == 1 and "answered HTTP 503" in records[0].getMessage()

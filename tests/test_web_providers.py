@@ -90,12 +90,22 @@ def test_storms_are_retried_a_bounded_number_of_times(behaviour, reason: str) ->
         assert elapsed >= 2 * 1.0 * 0.9  # Retry-After: 1 honoured between the three attempts
 
 
-@pytest.mark.parametrize("body", [b"<html>Service Unavailable</html>", b'{"organic": [', b"[1, 2, 3]"])
-def test_malformed_json_is_a_final_provider_error(body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"<html>Service Unavailable</html>", "returned malformed JSON"),
+        (b'{"organic": [', "returned malformed JSON"),
+        (b"[1, 2, 3]", "returned an unexpected response (a JSON list, not an object)"),
+        (b'{"message": "Not enough credits"}', "returned an unexpected response (no 'organic' result list)"),
+        (b'{"organic": [{"link": 123, "title": "t"}, {"link": "javascript:alert(1)"}]}',
+         "returned 2 results without a usable http(s) URL"),
+    ],
+)
+def test_garbled_answers_are_final_provider_errors_that_say_what_was_wrong(body: bytes, reason: str) -> None:
     with LoopbackServer(provider_routes("serper", ProviderBehaviour(KEY, body=body))) as server:
         with pytest.raises(ProviderError) as caught:
             provider_at("serper", server).search_one("q", 2)
-    assert str(caught.value) == "search failed: serper returned malformed JSON"
+    assert str(caught.value) == f"search failed: serper {reason}"
     assert len(server.requests) == 1  # a garbled answer is not retried
 
 

@@ -130,7 +130,7 @@ def certificate(tmp_path_factory) -> tuple[str, str]:
 
 def test_https_is_pinned_to_the_checked_address_but_verified_by_host_name(certificate, connections) -> None:
     dns = fake_dns({"site.test": ["127.0.0.1"], "impostor.test": ["127.0.0.1"]})
-    config = FetchConfig(ca_bundle=certificate[0], deadline_s=5.0)
+    config = FetchConfig(ca_bundle=certificate[0])
     fetcher = PageFetcher(UrlPolicy(allowlist=("127.0.0.1",), resolver=dns), config)
     with LoopbackServer(site_routes(), tls=certificate) as server:
         page = fetcher.fetch(f"https://site.test:{server.port}/tides.txt")

@@ -5,16 +5,19 @@ dispatches by path to small route functions. Three route sets model what the
 backend meets: search providers speaking their documented JSON, a small site of
 realistic pages, and a hostile server (slow drip, huge body, redirect loops,
 wrong types, garbage bytes, 429/500 storms, connection resets). A fake reader
-LLM speaks the OpenAI chat-completions JSON.
+LLM speaks the OpenAI chat-completions JSON. ``RedisServer`` runs a real
+``redis-server`` on a free loopback port for the shared-cache tests.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -364,6 +367,19 @@ def provider_routes(name: str, behaviour: ProviderBehaviour) -> dict[str, Route]
     raise ValueError(f"no fake server for provider {name!r}")
 
 
+def serve_site_and_hostile_routes():
+    """A pytest fixture body: the realistic site and the hostile routes on one loopback server."""
+    with LoopbackServer({**site_routes(), **hostile_routes()}) as running:
+        yield running
+
+
+def serve_provider(name: str, behaviour: ProviderBehaviour):
+    """A pytest fixture body: ``name``'s fake server, with ``.behaviour`` to change what it does mid-test."""
+    with LoopbackServer(provider_routes(name, behaviour)) as running:
+        running.behaviour = behaviour
+        yield running
+
+
 # --- a reader LLM speaking OpenAI chat completions -------------------------------------------------
 
 
@@ -385,3 +401,86 @@ def reader_routes(keyword: str, fail_status: int | None = None) -> dict[str, Rou
         })
 
     return {"/v1/chat/completions": complete}
+
+
+# --- a real Redis ----------------------------------------------------------------------------------
+
+
+class RedisUnavailable(RuntimeError):
+    """No ``redis-server`` binary here (``apt-get install redis-server``), or it would not start."""
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class RedisServer:
+    """``with RedisServer() as redis: redis.url``: a throwaway ``redis-server`` on 127.0.0.1, no persistence."""
+
+    startup_timeout_s: float = 10.0
+    _process: subprocess.Popen | None = field(default=None, init=False)
+    port: int = field(default=0, init=False)
+
+    def __enter__(self) -> "RedisServer":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RedisUnavailable("redis-server is not installed (Debian: apt-get install redis-server)")
+        self.port = free_loopback_port()
+        self._process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RedisUnavailable(f"redis-server exited with status {self._process.returncode}")
+            try:
+                with socket.create_connection((LOOPBACK, self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__()
+        raise RedisUnavailable(f"redis-server did not answer within {self.startup_timeout_s:g} s")
+
+    def __exit__(self, *exc) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def dump(self) -> bytes:
+        """Every key and value in the server, as bytes, for tests that grep for secrets."""
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        chunks = []
+        for key in client.scan_iter(count=1000):
+            chunks.append(key)
+            kind = client.type(key)
+            if kind == b"string":
+                chunks.append(client.get(key))
+            elif kind == b"hash":
+                chunks.extend(b"".join(pair) for pair in client.hgetall(key).items())
+            elif kind == b"zset":
+                chunks.extend(member for member, _ in client.zrange(key, 0, -1, withscores=True))
+        client.close()
+        return b"\n".join(chunks)
+
+
+def redis_server_or_skip():
+    """A pytest fixture body: a running ``RedisServer``, or the test skipped with the reason."""
+    import pytest
+
+    try:
+        with RedisServer() as server:
+            yield server
+    except RedisUnavailable as error:
+        pytest.skip(str(error))

@@ -208,7 +208,8 @@ def run_evaluation(
 
 # ------------------------------------------------------------------ summary
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per dataset: mean EM/F1/acc, judge accuracy over judged items, judge failures, searches, turns, n."""
+    """Per dataset: mean EM/F1/acc, judge accuracy over judged items, judge failures, searches, turns,
+    the web cost (total USD, when the records carry it), n."""
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_dataset.setdefault(record["dataset"], []).append(record)
@@ -223,20 +224,28 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
             row["judge_failed"] = failed
         row["searches"] = mean(r["searches"] for r in rows)
         row["turns"] = mean(r["turns"] for r in rows)
+        costs = [r["reward_components"]["web_cost_usd"] for r in rows if "web_cost_usd" in r.get("reward_components", {})]
+        if costs:  # the web env prices its provider calls; cache and replay hits are free
+            row["cost_usd"] = sum(costs)
         row["n"] = len(rows)
         summary[name] = row
     return summary
 
 
 def markdown_table(summary: dict[str, dict[str, float]]) -> str:
-    """One row per dataset; judge columns show "-" where no judge ran."""
-    lines = ["| dataset | EM | F1 | acc | judge | judge failed | avg searches | avg turns | n |", "|---|---|---|---|---|---|---|---|---|"]
+    """One row per dataset; judge columns show "-" where no judge ran; a web cost column (USD, all items)
+    appears when some dataset's records carry the web env's cost."""
+    with_cost = any("cost_usd" in row for row in summary.values())
+    cost_header, cost_rule = (" web cost $ |", "---|") if with_cost else ("", "")
+    lines = [f"| dataset | EM | F1 | acc | judge | judge failed | avg searches | avg turns |{cost_header} n |",
+             f"|---|---|---|---|---|---|---|---|{cost_rule}---|"]
     for name, row in summary.items():
         judge = f"{row['judge']:.3f}" if "judge" in row else "-"
         failed = str(int(row["judge_failed"])) if "judge_failed" in row else "-"
+        cost = (f" {row['cost_usd']:.4f} |" if "cost_usd" in row else " - |") if with_cost else ""
         lines.append(
             f"| {name} | {row['em']:.3f} | {row['f1']:.3f} | {row['acc']:.3f} | {judge} | {failed} "
-            f"| {row['searches']:.2f} | {row['turns']:.2f} | {int(row['n'])} |"
+            f"| {row['searches']:.2f} | {row['turns']:.2f} |{cost} {int(row['n'])} |"
         )
     return "\n".join(lines) + "\n"
 

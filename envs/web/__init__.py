@@ -1,13 +1,19 @@
-"""Live-web tools for ``DeepResearch-Web-v0``: search providers, safe browsing, cache and pacing.
+"""Live-web tools for ``DeepResearch-Web-v0``: providers, safe browsing, deadlines, budgets, cache, snapshots.
 
-Importing this package is cheap: ``requests``, ``trafilatura`` and ``bs4`` (the
-``web`` extra) are imported only when a request is made or a page is parsed.
+Importing this package is cheap: ``requests``, ``trafilatura``, ``bs4`` and
+``redis`` (the ``web`` extra) are imported only when a request is made, a page
+is parsed or a Redis store is opened.
 """
 
-from deepresearch.envs.web.backend import WebBackend, WebConfig, WebEpisode, make_web_backend
+from deepresearch.envs.web.backend import WebBackend, WebClient, WebEpisode
+from deepresearch.envs.web.budget import DEFAULT_PRICES_USD, BudgetLimits, Ledger
+from deepresearch.envs.web.build import make_web_backend
 from deepresearch.envs.web.cache import WebCache, default_cache_path
+from deepresearch.envs.web.config import WebConfig
+from deepresearch.envs.web.deadline import Deadline, DeadlineExceeded
 from deepresearch.envs.web.fetch import FetchConfig, FetchedPage, FetchError, PageFetcher
 from deepresearch.envs.web.llm_reader import LLMReader, LLMReaderConfig
+from deepresearch.envs.web.metrics import WebStats
 from deepresearch.envs.web.providers import (
     PROVIDERS,
     BraveProvider,
@@ -22,15 +28,23 @@ from deepresearch.envs.web.ratelimit import TokenBucket
 from deepresearch.envs.web.reading import ReadingConfig, select_passages, split_chunks
 from deepresearch.envs.web.retry import RetryPolicy, parse_retry_after
 from deepresearch.envs.web.safety import UnsafeUrlError, UrlPolicy, redact
+from deepresearch.envs.web.snapshot import WEB_MODES, Snapshot
+from deepresearch.envs.web.store import WebStore, open_store
 
 __all__ = [
+    "DEFAULT_PRICES_USD",
     "PROVIDERS",
+    "WEB_MODES",
     "BraveProvider",
+    "BudgetLimits",
+    "Deadline",
+    "DeadlineExceeded",
     "FetchConfig",
     "FetchError",
     "FetchedPage",
     "LLMReader",
     "LLMReaderConfig",
+    "Ledger",
     "PageFetcher",
     "ProviderError",
     "ReadingConfig",
@@ -38,17 +52,22 @@ __all__ = [
     "SearchProvider",
     "SearxngProvider",
     "SerperProvider",
+    "Snapshot",
     "TavilyProvider",
     "TokenBucket",
     "UnsafeUrlError",
     "UrlPolicy",
     "WebBackend",
     "WebCache",
+    "WebClient",
     "WebConfig",
     "WebEpisode",
+    "WebStats",
+    "WebStore",
     "default_cache_path",
     "make_provider",
     "make_web_backend",
+    "open_store",
     "parse_retry_after",
     "redact",
     "select_passages",

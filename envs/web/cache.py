@@ -1,32 +1,25 @@
-"""A SQLite cache for search results and extracted pages, shared by threads and processes.
+"""The web cache: search results and extracted pages kept for a while, in SQLite or Redis.
 
 DeepResearcher rewrote one JSON file after every batch: slow, racy between
-processes, and a crash mid-write lost the cache. SQLite in WAL mode gives
-atomic transactions (a killed writer leaves the last committed state), many
-concurrent readers, and cross-process locking. Values are JSON text; callers
-never put API keys in keys or values (keys are built from provider name, query
-and URL only).
+processes, and a crash mid-write lost the cache. Here a ``WebStore`` holds the
+entries (SQLite in WAL mode for one machine, Redis for many; atomic writes,
+bounded in bytes) and the cache adds a time to live. Only successful results
+are put here; callers never put API keys in keys or values (keys are built from
+the provider name, the query and the URL only).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS entries_created ON entries(created);
-"""
+from deepresearch.envs.web.store import WebStore, open_store
+
+DEFAULT_CACHE_MAX_BYTES = 2 * 1024**3
 
 
 def default_cache_path() -> Path:
@@ -50,87 +43,50 @@ def page_key(url: str) -> str:
 
 
 class WebCache:
-    """Key -> JSON value with a TTL and a bound on the number of rows (oldest evicted first)."""
+    """Key -> JSON value with a time to live, over a byte-bounded ``WebStore``.
 
-    def __init__(self, path: str | Path, ttl_s: float = 7 * 86400, max_entries: int = 100_000) -> None:
+    ``location`` is a SQLite file path or a ``redis://host:port/db`` URL (a
+    ``#name`` fragment keeps several caches apart in one Redis).
+    """
+
+    def __init__(self, location: str | Path, ttl_s: float = 7 * 86400, max_bytes: int = DEFAULT_CACHE_MAX_BYTES) -> None:
         if ttl_s <= 0:
             raise ValueError(f"cache ttl_s must be > 0, got {ttl_s}")
-        if max_entries < 1:
-            raise ValueError(f"cache max_entries must be >= 1, got {max_entries}")
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.ttl_s = float(ttl_s)
-        self.max_entries = int(max_entries)
-        self._local = threading.local()
+        self.store: WebStore = open_store(str(location), max_bytes, "cache")
         self._counter_lock = threading.Lock()
-        self._counts = {"hits": 0, "misses": 0, "writes": 0, "expired": 0, "evicted": 0}
-        with self._connection() as connection:
-            connection.executescript(_SCHEMA)
+        self._counts = {"hits": 0, "misses": 0, "writes": 0, "expired": 0}
 
-    def _connection(self) -> sqlite3.Connection:
-        """One connection per thread: sqlite3 connections must not be shared across threads."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA busy_timeout=30000")
-            self._local.connection = connection
-        return connection
+    @property
+    def location(self) -> str:
+        return self.store.location
 
-    def _count(self, name: str, amount: int = 1) -> None:
+    def _count(self, name: str) -> None:
         with self._counter_lock:
-            self._counts[name] += amount
+            self._counts[name] += 1
 
     def get(self, key: str) -> Any | None:
-        """The cached value, or ``None`` when absent or older than the TTL."""
-        row = self._connection().execute("SELECT value, created FROM entries WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            self._count("misses")
-            return None
-        value, created = row
-        if time.time() - created > self.ttl_s:
-            self._connection().execute("DELETE FROM entries WHERE key = ? AND created = ?", (key, created))
+        """The cached value, or ``None`` when absent or older than the TTL (then it is removed)."""
+        hit = self.store.get(key)
+        if hit is not None and time.time() - hit.created > self.ttl_s:
+            self.store.delete(key)
             self._count("expired")
-            self._count("misses")
-            return None
-        self._count("hits")
-        return json.loads(value)
+            hit = None
+        self._count("misses" if hit is None else "hits")
+        return None if hit is None else hit.value
 
-    def put(self, key: str, value: Any) -> None:
-        """Insert or replace, then evict the oldest rows beyond ``max_entries``, in one transaction."""
-        text = json.dumps(value, ensure_ascii=False)
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.execute(
-                "INSERT OR REPLACE INTO entries(key, value, created) VALUES (?, ?, ?)", (key, text, time.time())
-            )
-            evicted = connection.execute(
-                "DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY created DESC LIMIT -1 OFFSET ?)",
-                (self.max_entries,),
-            ).rowcount
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+    def put(self, key: str, value: Any, meta: dict[str, Any] | None = None) -> None:
+        self.store.put(key, value, meta or {})
         self._count("writes")
-        if evicted:
-            self._count("evicted", evicted)
 
     def __len__(self) -> int:
-        return self._connection().execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        return self.store.usage()["entries"]
 
     def stats(self) -> dict[str, int]:
-        """Hit/miss/write counters of this instance (not persisted) plus the current row count."""
+        """Hit/miss/write counters of this instance (not persisted) plus the store's entries and bytes."""
         with self._counter_lock:
             counts = dict(self._counts)
-        counts["entries"] = len(self)
-        return counts
+        return {**counts, **self.store.usage()}
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        self.store.close()

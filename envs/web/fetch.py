@@ -3,16 +3,17 @@
 Every hop is checked by the ``UrlPolicy`` and the TCP connection goes to the
 address that was checked (see ``sessions.watched_session``). Redirects are
 followed by hand so each hop is checked. Reading is streamed with a byte cap,
-and a watchdog shuts the socket at the total deadline.
+and a watchdog shuts the socket at the deadline the caller passes (the env
+step's), so redirects and slow reads all come out of one budget.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from urllib.parse import urljoin
 
-from deepresearch.envs.web.safety import UnsafeUrlError, UrlPolicy, redact
+from deepresearch.envs.web.deadline import Deadline
+from deepresearch.envs.web.safety import UnsafeUrlError, UrlPolicy, redact, shown_url
 from deepresearch.envs.web.sessions import Watchdog, watched_session
 
 TEXT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
@@ -20,21 +21,33 @@ REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 
 
 class FetchError(Exception):
-    """Why a page could not be fetched, phrased for the model: ``could not fetch <url>: <reason>``."""
+    """Why a page could not be fetched: ``could not fetch <url>: <reason>``; ``reason`` alone omits the URL,
+    for callers that show the URL already (one long URL must not be repeated into an observation)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"could not fetch {shown_url(url)}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+def refusal(error: UnsafeUrlError, url: str) -> FetchError:
+    """A policy refusal as a ``FetchError`` for ``url``; a refused redirect hop is named, the page itself is not."""
+    if error.url == url:
+        return FetchError(url, f"refused: {error.reason}")
+    return FetchError(url, f"redirected to {shown_url(error.url)!r}, which is refused: {error.reason}")
 
 
 @dataclass(frozen=True)
 class FetchConfig:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
-    deadline_s: float = 20.0
     max_bytes: int = 2_000_000
     max_redirects: int = 5
     user_agent: str = "deepresearch-gym/0.1 (research agent)"
     ca_bundle: str | None = None  # PEM file of trusted CAs; default: requests' (certifi) bundle
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout_s", "read_timeout_s", "deadline_s"):
+        for name in ("connect_timeout_s", "read_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_bytes < 1024:
@@ -77,7 +90,7 @@ def _refuse_media_type(media_type: str) -> str | None:
 
 
 class PageFetcher:
-    """``fetch(url)`` -> ``FetchedPage`` or ``FetchError``; bounded in time, bytes and hops."""
+    """``fetch(url, deadline)`` -> ``FetchedPage`` or ``FetchError``; bounded in time, bytes and hops."""
 
     def __init__(self, policy: UrlPolicy | None = None, config: FetchConfig | None = None) -> None:
         self.policy = policy or UrlPolicy()
@@ -92,36 +105,39 @@ class PageFetcher:
         try:
             self.policy.check(url)
         except UnsafeUrlError as error:
-            raise FetchError(f"could not fetch {origin or url}: {error}") from None
+            raise refusal(error, origin or url) from None
 
-    def fetch(self, url: str) -> FetchedPage:
+    def fetch(self, url: str, deadline: Deadline | None = None) -> FetchedPage:
+        """The page at ``url``, read by ``deadline`` (default: a fresh 30 s one) or not at all."""
         import requests
 
-        started = time.monotonic()
+        deadline = deadline or Deadline()
         current = url
         visited: list[str] = []
-        with Watchdog(self.config.deadline_s) as watchdog:
+        with Watchdog(deadline.remaining()) as watchdog:
             try:
                 for _ in range(self.config.max_redirects + 1):
                     visited.append(current)
-                    page_or_next = self._hop(url, current, watchdog, started)
+                    page_or_next = self._hop(url, current, watchdog, deadline)
                     if isinstance(page_or_next, FetchedPage):
                         return replace(page_or_next, redirects=tuple(visited[1:]))
                     if page_or_next in visited:
-                        raise FetchError(f"could not fetch {url}: redirect loop")
+                        raise FetchError(url, "redirect loop")
                     current = page_or_next
-                raise FetchError(f"could not fetch {url}: more than {self.config.max_redirects} redirects")
+                raise FetchError(url, f"more than {self.config.max_redirects} redirects")
             except UnsafeUrlError as error:
-                raise FetchError(f"could not fetch {url}: {error}") from None
+                raise refusal(error, url) from None
             except (requests.RequestException, OSError) as error:
                 if watchdog.expired:
-                    raise FetchError(f"could not fetch {url}: timed out") from None
-                raise FetchError(f"could not fetch {url}: {_describe(error)}") from None
+                    raise FetchError(url, "timed out") from None
+                raise FetchError(url, _describe(error)) from None
 
-    def _hop(self, url: str, current: str, watchdog: Watchdog, started: float) -> FetchedPage | str:
+    def _hop(self, url: str, current: str, watchdog: Watchdog, deadline: Deadline) -> FetchedPage | str:
         """Fetch one hop: the page, or the absolute URL it redirects to."""
         target = self.policy.check(current)
-        remaining = self.config.deadline_s - (time.monotonic() - started)
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise FetchError(url, "timed out")
         timeout = (min(self.config.connect_timeout_s, remaining), min(self.config.read_timeout_s, remaining))
         headers = {"User-Agent": self.config.user_agent, "Accept": "text/html,application/xhtml+xml,text/plain"}
         with watched_session(watchdog, target.address, self.config.ca_bundle) as session:
@@ -130,17 +146,17 @@ class PageFetcher:
                 if response.status_code in REDIRECT_STATUS:
                     location = response.headers.get("Location")
                     if not location:
-                        raise FetchError(f"could not fetch {url}: redirect without a Location")
+                        raise FetchError(url, "redirect without a Location")
                     return urljoin(current, location)
                 if response.status_code != 200:
-                    raise FetchError(f"could not fetch {url}: HTTP {response.status_code}")
+                    raise FetchError(url, f"HTTP {response.status_code}")
                 media_type, charset = parse_content_type(response.headers.get("Content-Type"))
-                refusal = _refuse_media_type(media_type)
-                if refusal:
-                    raise FetchError(f"could not fetch {url}: {refusal}")
+                refused = _refuse_media_type(media_type)
+                if refused:
+                    raise FetchError(url, refused)
                 body, truncated = self._read_capped(response, watchdog)
         if watchdog.expired:
-            raise FetchError(f"could not fetch {url}: timed out")
+            raise FetchError(url, "timed out")
         return FetchedPage(url, current, media_type, charset, body, truncated)
 
     def _read_capped(self, response, watchdog: Watchdog) -> tuple[bytes, bool]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from deepresearch.envs.web.deadline import Deadline
+from deepresearch.envs.web.ratelimit import TokenBucket
 from deepresearch.envs.web.retry import RETRYABLE_STATUS, RetryPolicy, call_with_retries, parse_retry_after
 from deepresearch.envs.web.sessions import Watchdog, watched_session
 
@@ -15,6 +17,14 @@ class HttpStatusError(Exception):
         super().__init__(f"HTTP {status}")
         self.status = status
         self.retry_after = retry_after
+
+
+class RateLimitedUntilDeadline(Exception):
+    """The local rate limiter had no token for this attempt before the deadline: nothing was sent."""
+
+    def __init__(self, attempt: int) -> None:
+        super().__init__(f"no rate-limit token before the deadline (attempt {attempt})")
+        self.attempt = attempt
 
 
 def is_transient(error: Exception) -> tuple[bool, float | None]:
@@ -35,22 +45,38 @@ def request_json(
     retry: RetryPolicy,
     params: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
+    deadline: Deadline | None = None,
+    limiter: TokenBucket | None = None,
 ) -> Any:
     """The decoded JSON of a 200 answer, retried per ``retry``; raises the last error otherwise.
 
-    Each attempt ends by ``sum(timeout_s)`` seconds even if the server keeps trickling bytes.
+    Every attempt, the first and each retry, takes a token from ``limiter``, so
+    retries are paced like first tries. Each attempt ends by ``sum(timeout_s)``
+    seconds even if the server keeps trickling bytes, and the whole call, backoff
+    included, ends by ``deadline`` (default: a fresh 30 s one).
     """
     import requests
 
+    deadline = deadline or Deadline()
+    attempts = 0
+
     def attempt() -> Any:
-        with Watchdog(sum(timeout_s)) as watchdog, watched_session(watchdog) as session:
+        nonlocal attempts
+        attempts += 1
+        if limiter is not None and not limiter.acquire(timeout_s=deadline.remaining()):
+            raise RateLimitedUntilDeadline(attempts)
+        left = deadline.remaining()
+        if left <= 0:
+            raise requests.Timeout("the deadline passed before the request was sent")
+        timeout = (min(timeout_s[0], left), min(timeout_s[1], left))
+        with Watchdog(min(sum(timeout_s), left)) as watchdog, watched_session(watchdog) as session:
             try:
                 response = session.request(
-                    method, url, headers=headers, params=params, json=body, timeout=timeout_s, allow_redirects=False
+                    method, url, headers=headers, params=params, json=body, timeout=timeout, allow_redirects=False
                 )
             except requests.RequestException:
                 if watchdog.expired:
-                    raise requests.Timeout(f"no complete answer within {sum(timeout_s):g} s") from None
+                    raise requests.Timeout("no complete answer in time") from None
                 raise
             with response:
                 if response.status_code != 200:
@@ -58,4 +84,4 @@ def request_json(
                     raise HttpStatusError(response.status_code, retry_after)
                 return response.json()
 
-    return call_with_retries(attempt, retry, is_transient)
+    return call_with_retries(attempt, retry, is_transient, deadline=deadline)

@@ -10,11 +10,12 @@ not JSON is kept as notes, so a chatty model still helps instead of failing.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 
+from deepresearch.envs.web.deadline import Deadline
 from deepresearch.envs.web.jsonhttp import request_json
+from deepresearch.envs.web.keys import read_api_key
 from deepresearch.envs.web.reading import split_chunks
 from deepresearch.envs.web.retry import RetryPolicy
 from deepresearch.envs.web.safety import redact
@@ -69,12 +70,14 @@ def parse_reply(content: str) -> tuple[str, bool]:
 class LLMReader:
     def __init__(self, config: LLMReaderConfig) -> None:
         self.config = config
-        self._api_key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+        self._api_key = read_api_key(config.api_key_env, required=False) if config.api_key_env else ""
 
     def _windows(self, text: str) -> list[str]:
         return split_chunks(text, self.config.window_chars)
 
-    def _ask(self, question: str, query: str | None, notes: list[str], window: str, part: int, parts: int) -> str:
+    def _ask(
+        self, question: str, query: str | None, notes: list[str], window: str, part: int, parts: int, deadline: Deadline
+    ) -> str:
         user = (
             f"Question: {question}\nCurrent search query: {query or '(none)'}\n"
             f"Notes so far: {' '.join(notes) or '(none)'}\n\nPage part {part} of {parts}:\n{window}"
@@ -95,16 +98,18 @@ class LLMReader:
             timeout_s=self.config.timeout_s,
             retry=self.config.retry,
             body=body,
+            deadline=deadline,
         )
         return str(reply["choices"][0]["message"]["content"] or "")
 
-    def read(self, text: str, question: str, query: str | None, char_budget: int) -> str:
-        """Notes on the page within ``char_budget``; raises ``LLMReaderError`` if the endpoint fails."""
+    def read(self, text: str, question: str, query: str | None, char_budget: int, deadline: Deadline | None = None) -> str:
+        """Notes on the page within ``char_budget`` by ``deadline``; raises ``LLMReaderError`` if the endpoint fails."""
+        deadline = deadline or Deadline()
         windows = self._windows(text)
         notes: list[str] = []
         for part, window in enumerate(windows[: self.config.max_calls], start=1):
             try:
-                content = self._ask(question, query, notes, window, part, len(windows))
+                content = self._ask(question, query, notes, window, part, len(windows), deadline)
             except Exception as error:  # noqa: BLE001 - any failure means "fall back", reported redacted
                 raise LLMReaderError(redact(f"reader failed: {type(error).__name__}: {error}", (self._api_key,))) from None
             found, enough = parse_reply(content)

@@ -1,9 +1,10 @@
 """Web search providers behind one small protocol: Serper, SearxNG, Brave, Tavily.
 
-Each provider only knows its request and response shape; timeouts, retries,
-rate limiting and key redaction are shared in ``HttpSearchProvider``. Keys come
-from environment variables only, so they never sit in configs, checkpoints or
-transcripts.
+Each provider only knows its request and response shape; timeouts, retries
+(each paced by the rate limiter), the step's deadline, result checking and key
+redaction are shared in ``HttpSearchProvider``. Keys come from environment
+variables only, checked once, so they never sit in configs, checkpoints or
+transcripts. A failure is logged once per cause a minute, not once per query.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.web.jsonhttp import HttpStatusError, request_json
+from deepresearch.envs.web.deadline import Deadline
+from deepresearch.envs.web.jsonhttp import HttpStatusError, RateLimitedUntilDeadline, request_json
+from deepresearch.envs.web.keys import clean_api_key, read_api_key
+from deepresearch.envs.web.logs import RateLimitedLog
 from deepresearch.envs.web.ratelimit import TokenBucket, shared_bucket
+from deepresearch.envs.web.results import InvalidResponse, check_hits, query_problem
 from deepresearch.envs.web.retry import RetriesExhausted, RetryPolicy
 from deepresearch.envs.web.safety import redact
 
@@ -26,33 +31,43 @@ class ProviderError(Exception):
     """A search request failed; the message (``search failed: <provider> <reason>``) is safe to show the model."""
 
 
-def failure_reason(error: Exception) -> str:
-    """Why a provider call failed, in words the model can read: no URLs, keys or library internals."""
+def failure_reason(error: Exception) -> tuple[str, str]:
+    """``(reason, cause)``: why a provider call failed in words the model can read (no URLs, keys or
+    library internals), and a short stable word that groups log messages. Each kind of failure is
+    named for what it is: a refused header or an unencodable query is not "malformed JSON"."""
     import requests
 
     suffix = ""
     if isinstance(error, RetriesExhausted):
         suffix = f" after {error.attempts} attempts" if error.attempts > 1 else ""
         error = error.last
+    if isinstance(error, RateLimitedUntilDeadline):
+        return "was not called: the local rate limit had no free slot before the step's deadline", "rate_limited"
     if isinstance(error, HttpStatusError) and error.status in (401, 403):
-        return f"rejected the API key (HTTP {error.status})"
+        return f"rejected the API key (HTTP {error.status})", "bad_key"
     if isinstance(error, HttpStatusError):
-        return f"answered HTTP {error.status}{suffix}"
+        return f"answered HTTP {error.status}{suffix}", f"http_{error.status}"
     if isinstance(error, requests.Timeout):
-        return f"timed out{suffix}"
-    if isinstance(error, ValueError):  # requests' JSONDecodeError is one
-        return "returned malformed JSON"
+        return f"timed out{suffix}", "timeout"
+    if isinstance(error, requests.exceptions.InvalidHeader):
+        return "was not called: a request header was refused (check the API key)", "bad_header"
+    if isinstance(error, requests.exceptions.JSONDecodeError):
+        return "returned malformed JSON", "malformed_json"
+    if isinstance(error, InvalidResponse):
+        return str(error), "invalid_response"
     if isinstance(error, requests.ConnectionError):
-        return f"could not be reached{suffix}"
-    return f"failed ({type(error).__name__})"
+        return f"could not be reached{suffix}", "unreachable"
+    if isinstance(error, UnicodeError):
+        return "was not called: the query could not be encoded", "invalid_query"
+    return f"failed ({type(error).__name__})", "error"
 
 
 @runtime_checkable
 class SearchProvider(Protocol):
     name: str
 
-    def search_one(self, query: str, k: int) -> list[Document]:
-        """Top-``k`` results for one query; raises ``ProviderError`` on failure."""
+    def search_one(self, query: str, k: int, deadline: Deadline | None = None) -> list[Document]:
+        """Top-``k`` results for one query within ``deadline``; raises ``ProviderError`` on failure."""
         ...
 
 
@@ -65,16 +80,9 @@ class HttpRequest:
     json: dict[str, Any] | None = None
 
 
-def web_document(url: str, title: str, snippet: str, rank: int) -> Document:
-    """A search hit as a ``Document``: the URL is the id so the model can browse it."""
-    title = " ".join(str(title or "").split())
-    snippet = " ".join(str(snippet or "").split())
-    return Document(id=url, title=title, text=snippet, contents=f'"{title}"\n{snippet}', score=-float(rank))
-
-
 @dataclass
 class HttpSearchProvider:
-    """Shared HTTP machinery; subclasses define ``name``, ``build_request`` and ``parse``."""
+    """Shared HTTP machinery; subclasses define ``name``, ``list_name``, ``build_request`` and ``parse``."""
 
     base_url: str
     api_key: str = field(default="", repr=False)
@@ -82,21 +90,27 @@ class HttpSearchProvider:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limiter: TokenBucket | None = None
     max_k: int = 20
+    log: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(logger), init=False, repr=False, compare=False)
     name = "http"
+    list_name = "results"  # the response's result list, for error messages
+
+    def __post_init__(self) -> None:
+        self.api_key = clean_api_key(self.api_key, f"the {self.name} provider's settings")
 
     def build_request(self, query: str, k: int) -> HttpRequest:
         raise NotImplementedError
 
-    def parse(self, payload: Any) -> list[tuple[str, str, str]]:
-        """``(url, title, snippet)`` triples from the provider's JSON."""
+    def parse(self, payload: dict[str, Any]) -> list[Any] | None:
+        """The hits as ``{"url", "title", "snippet"}`` dicts (others are dropped later); ``None`` if the list is missing."""
         raise NotImplementedError
 
-    def search_one(self, query: str, k: int) -> list[Document]:
+    def search_one(self, query: str, k: int, deadline: Deadline | None = None) -> list[Document]:
         k = max(1, min(int(k), self.max_k))
+        problem = query_problem(query)
+        if problem:
+            raise ProviderError(f"search failed: {problem}")
         request = self.build_request(query, k)
         try:
-            if self.limiter is not None and not self.limiter.acquire(timeout_s=sum(self.timeout_s)):
-                raise ProviderError(f"search failed: {self.name} was not called (local rate limit saturated)")
             payload = request_json(
                 request.method,
                 request.url,
@@ -105,43 +119,50 @@ class HttpSearchProvider:
                 retry=self.retry,
                 params=request.params,
                 body=request.json,
+                deadline=deadline,
+                limiter=self.limiter,
             )
             if not isinstance(payload, dict):
-                raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
-            hits = self.parse(payload)
-        except ProviderError:
-            raise
+                raise InvalidResponse(f"returned an unexpected response (a JSON {type(payload).__name__}, not an object)")
+            hits = check_hits(self.parse(payload), k, self.list_name)
         except Exception as error:  # noqa: BLE001 - every failure becomes a redacted ProviderError
+            reason, cause = failure_reason(error)
             secrets = (self.api_key,)
-            logger.warning(redact(f"{self.name} search failed: {type(error).__name__}: {error}", secrets))
-            raise ProviderError(redact(f"search failed: {self.name} {failure_reason(error)}", secrets)) from None
-        seen: set[str] = set()
-        documents = []
-        for url, title, snippet in hits:
-            if url and url not in seen:
-                seen.add(url)
-                documents.append(web_document(url, title, snippet, len(documents)))
-        return documents[:k]
+            self.log.warning(cause, redact(f"{self.name} search failed: {reason}", secrets))
+            raise ProviderError(redact(f"search failed: {self.name} {reason}", secrets)) from None
+        if hits.dropped:
+            self.log.warning("dropped", f"{self.name} returned {hits.dropped} hit(s) without a usable URL (dropped)")
+        return hits.documents
 
 
-def _items(payload: Any, *path: str) -> list[dict[str, Any]]:
-    """``payload[path...]`` as a list of dicts; anything malformed is an empty list."""
+def _items(payload: Any, *path: str) -> list[Any] | None:
+    """``payload[path...]`` if it is a list, else ``None`` (the provider's answer has no result list)."""
     for key in path:
         payload = payload.get(key) if isinstance(payload, dict) else None
-    return [item for item in payload if isinstance(item, dict)] if isinstance(payload, list) else []
+    return payload if isinstance(payload, list) else None
+
+
+def _hits(items: list[Any] | None, url: str, title: str, snippet: str) -> list[Any] | None:
+    """The provider's field names mapped to ``url``/``title``/``snippet``; non-dict items kept to be dropped."""
+    if items is None:
+        return None
+    return [
+        {"url": i.get(url), "title": i.get(title), "snippet": i.get(snippet)} if isinstance(i, dict) else i for i in items
+    ]
 
 
 class SerperProvider(HttpSearchProvider):
     """Google results through serper.dev: ``POST /search {"q","num"}`` -> ``organic[{title,link,snippet}]``."""
 
     name = "serper"
+    list_name = "organic"
 
     def build_request(self, query: str, k: int) -> HttpRequest:
         headers = {"X-API-KEY": self.api_key, "Content-Type": "application/json"}
         return HttpRequest("POST", f"{self.base_url}/search", headers, json={"q": query, "num": k})
 
-    def parse(self, payload: Any) -> list[tuple[str, str, str]]:
-        return [(i.get("link", ""), i.get("title", ""), i.get("snippet", "")) for i in _items(payload, "organic")]
+    def parse(self, payload: dict[str, Any]) -> list[Any] | None:
+        return _hits(_items(payload, "organic"), "link", "title", "snippet")
 
 
 class SearxngProvider(HttpSearchProvider):
@@ -152,22 +173,22 @@ class SearxngProvider(HttpSearchProvider):
     def build_request(self, query: str, k: int) -> HttpRequest:
         return HttpRequest("GET", f"{self.base_url}/search", {}, params={"q": query, "format": "json"})
 
-    def parse(self, payload: Any) -> list[tuple[str, str, str]]:
-        return [(i.get("url", ""), i.get("title", ""), i.get("content", "")) for i in _items(payload, "results")]
+    def parse(self, payload: dict[str, Any]) -> list[Any] | None:
+        return _hits(_items(payload, "results"), "url", "title", "content")
 
 
 class BraveProvider(HttpSearchProvider):
     """Brave Search API: ``GET /res/v1/web/search?q=&count=`` -> ``web.results[{title,url,description}]``."""
 
     name = "brave"
+    list_name = "web.results"
 
     def build_request(self, query: str, k: int) -> HttpRequest:
         headers = {"X-Subscription-Token": self.api_key, "Accept": "application/json"}
         return HttpRequest("GET", f"{self.base_url}/res/v1/web/search", headers, params={"q": query, "count": k})
 
-    def parse(self, payload: Any) -> list[tuple[str, str, str]]:
-        items = _items(payload, "web", "results")
-        return [(i.get("url", ""), i.get("title", ""), i.get("description", "")) for i in items]
+    def parse(self, payload: dict[str, Any]) -> list[Any] | None:
+        return _hits(_items(payload, "web", "results"), "url", "title", "description")
 
 
 class TavilyProvider(HttpSearchProvider):
@@ -179,8 +200,8 @@ class TavilyProvider(HttpSearchProvider):
         headers = {"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"}
         return HttpRequest("POST", f"{self.base_url}/search", headers, json={"query": query, "max_results": k})
 
-    def parse(self, payload: Any) -> list[tuple[str, str, str]]:
-        return [(i.get("url", ""), i.get("title", ""), i.get("content", "")) for i in _items(payload, "results")]
+    def parse(self, payload: dict[str, Any]) -> list[Any] | None:
+        return _hits(_items(payload, "results"), "url", "title", "content")
 
 
 @dataclass(frozen=True)
@@ -200,6 +221,16 @@ PROVIDERS: dict[str, _ProviderSpec] = {
 PROVIDER_ENV = "DEEPRESEARCH_SEARCH_PROVIDER"
 
 
+def provider_name(name: str | None = None) -> str:
+    """The provider chosen by ``name`` or ``$DEEPRESEARCH_SEARCH_PROVIDER``, checked against ``PROVIDERS``."""
+    name = (name or os.environ.get(PROVIDER_ENV) or "").strip().lower()
+    if not name:
+        raise ValueError(f"no search provider chosen: pass provider=... or set {PROVIDER_ENV} ({', '.join(PROVIDERS)})")
+    if name not in PROVIDERS:
+        raise ValueError(f"unknown search provider {name!r}; choose one of {', '.join(PROVIDERS)}")
+    return name
+
+
 def make_provider(
     name: str | None = None,
     base_url: str | None = None,
@@ -212,17 +243,14 @@ def make_provider(
 
     Providers of the same name and rate in one process share one token bucket.
     """
-    name = (name or os.environ.get(PROVIDER_ENV) or "").strip().lower()
-    if not name:
-        raise ValueError(f"no search provider chosen: pass provider=... or set {PROVIDER_ENV} ({', '.join(PROVIDERS)})")
-    spec = PROVIDERS.get(name)
-    if spec is None:
-        raise ValueError(f"unknown search provider {name!r}; choose one of {', '.join(PROVIDERS)}")
+    name = provider_name(name)
+    spec = PROVIDERS[name]
     api_key = ""
     if spec.key_env is not None:
-        api_key = os.environ.get(spec.key_env, "")
-        if not api_key:
-            raise ValueError(f"search provider {name!r} needs an API key in the environment variable {spec.key_env}")
+        try:
+            api_key = read_api_key(spec.key_env)
+        except ValueError as error:
+            raise ValueError(f"search provider {name!r}: {error}") from None
     base_url = base_url or (os.environ.get(spec.base_url_env, "") if spec.base_url_env else "") or spec.default_base_url
     if not base_url:
         raise ValueError(f"search provider {name!r} needs a base URL: pass base_url=... or set {spec.base_url_env}")

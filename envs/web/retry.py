@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from deepresearch.envs.web.deadline import Deadline
+
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -76,11 +78,13 @@ def call_with_retries(
     policy: RetryPolicy,
     is_transient: Callable[[Exception], tuple[bool, float | None]],
     sleep: Callable[[float], None] = time.sleep,
+    deadline: Deadline | None = None,
 ) -> Any:
     """Run ``attempt`` until it returns; ``is_transient(error)`` says whether to retry and any ``Retry-After``.
 
     A non-transient error is re-raised at once; a transient one still failing
-    after ``policy.max_attempts`` becomes ``RetriesExhausted``.
+    after ``policy.max_attempts`` becomes ``RetriesExhausted``, and so does one
+    whose next backoff would end after ``deadline``: retrying then cannot help.
     """
     for number in range(policy.max_attempts):
         try:
@@ -89,7 +93,8 @@ def call_with_retries(
             transient, retry_after = is_transient(error)
             if not transient:
                 raise
-            if number == policy.max_attempts - 1:
-                raise RetriesExhausted(error, policy.max_attempts) from error
-            sleep(policy.backoff(number, retry_after))
+            delay = policy.backoff(number, retry_after)
+            if number == policy.max_attempts - 1 or (deadline is not None and delay >= deadline.remaining()):
+                raise RetriesExhausted(error, number + 1) from error
+            sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover

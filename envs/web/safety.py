@@ -26,7 +26,23 @@ METADATA_ADDRESSES = frozenset(
 
 
 class UnsafeUrlError(ValueError):
-    """The URL may not be fetched; the message is safe to show the model."""
+    """The URL may not be fetched; ``reason`` (without the URL) and the message are safe to show the model."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"refused {shown_url(url)!r}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+SHOWN_URL_CHARS = 200
+
+
+def shown_url(url: str, limit: int = SHOWN_URL_CHARS) -> str:
+    """``url`` for a message: long ones keep their start and end, so one URL cannot fill an observation."""
+    if len(url) <= limit:
+        return url
+    tail = limit // 4
+    return f"{url[: limit - tail - 1]}…{url[-tail:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,24 +97,24 @@ class UrlPolicy:
             parts = urlsplit(url)
             port = parts.port
         except ValueError:
-            raise UnsafeUrlError(f"refused {url!r}: not a valid URL") from None
+            raise UnsafeUrlError(url, "not a valid URL") from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
-            raise UnsafeUrlError(f"refused {url!r}: only http and https URLs can be browsed")
+            raise UnsafeUrlError(url, "only http and https URLs can be browsed")
         host = (parts.hostname or "").rstrip(".").lower()
         if not host:
-            raise UnsafeUrlError(f"refused {url!r}: the URL has no host")
+            raise UnsafeUrlError(url, "the URL has no host")
         if parts.username or parts.password:
-            raise UnsafeUrlError(f"refused {url!r}: URLs with credentials are not browsed")
+            raise UnsafeUrlError(url, "URLs with credentials are not browsed")
         if host in METADATA_HOSTS:
-            raise UnsafeUrlError(f"refused {url!r}: cloud metadata endpoints are never browsed")
+            raise UnsafeUrlError(url, "cloud metadata endpoints are never browsed")
         port = port or (443 if scheme == "https" else 80)
         try:
             addresses = self.resolver(host, port)
         except (OSError, UnicodeError):
-            raise UnsafeUrlError(f"could not resolve host {host!r}") from None
+            raise UnsafeUrlError(url, f"could not resolve host {shown_url(host, 80)!r}") from None
         if not addresses:
-            raise UnsafeUrlError(f"could not resolve host {host!r}")
+            raise UnsafeUrlError(url, f"could not resolve host {shown_url(host, 80)!r}")
         trusted_host = host in self._hosts
         for text in addresses:
             self._check_address(url, _unmapped(ipaddress.ip_address(text.split("%")[0])), trusted_host)
@@ -106,12 +122,12 @@ class UrlPolicy:
 
     def _check_address(self, url: str, address: IPAddress, trusted_host: bool) -> None:
         if address in METADATA_ADDRESSES:
-            raise UnsafeUrlError(f"refused {url!r}: cloud metadata endpoints are never browsed")
+            raise UnsafeUrlError(url, "cloud metadata endpoints are never browsed")
         if trusted_host or self.allow_private or is_public(address):
             return
         if any(address in network for network in self._networks):
             return
-        raise UnsafeUrlError(f"refused {url!r}: it points to a private or reserved address")
+        raise UnsafeUrlError(url, "it points to a private or reserved address")
 
 
 def _unmapped(address: IPAddress) -> IPAddress:
