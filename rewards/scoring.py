@@ -68,16 +68,6 @@ class EpisodeContext:
 NO_CONTEXT = EpisodeContext()
 
 
-def answer_components(answer: str | None, golden_answers: tuple[str, ...]) -> dict[str, Any]:
-    """The answer and its FlashRAG metrics, reported by every preset so evaluations compare."""
-    return {
-        "answer": answer,
-        "em": exact_match(answer, golden_answers),
-        "f1": f1_score(answer, golden_answers),
-        "acc": substring_match(answer, golden_answers),
-    }
-
-
 @dataclass(frozen=True)
 class ScoringContext:
     """One response to score; the answer, the format check and the metrics are computed once, lazily."""
@@ -112,7 +102,10 @@ class ScoringContext:
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
-        return answer_components(self.answer, self.golden_answers)
+        """Our answer and its FlashRAG metrics: every preset reports them, so evaluations
+        compare across presets (on Search-R1 transcripts the answer is FlashRAG's ``pred``)."""
+        answer, golds = self.answer, self.golden_answers
+        return {"answer": answer, "em": exact_match(answer, golds), "f1": f1_score(answer, golds), "acc": substring_match(answer, golds)}
 
     @property
     def em(self) -> float:
@@ -134,6 +127,12 @@ class ScoringContext:
         """A RewardResult carrying the standard components plus ``extra`` ones."""
         components = self.metrics | {"format_ok": self.format_check.ok, "format_reasons": list(self.format_check.reasons)}
         return RewardResult(float(reward), components | extra)
+
+    def paper_result(self, reward: float, paper_answer: str | None, problem: str | None, **extra: Any) -> RewardResult:
+        """A paper replica's result: the metrics of our answer (as every preset reports them),
+        the answer the paper's rule read (``paper_answer``) and its format verdict."""
+        verdict = {"format_ok": problem is None, "format_reasons": [problem] if problem else []}
+        return RewardResult(float(reward), self.metrics | {"paper_answer": paper_answer} | verdict | extra)
 
 
 class RewardFn(Protocol):

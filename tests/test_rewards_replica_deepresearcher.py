@@ -66,6 +66,6 @@ def test_the_prompt_and_env_spans_are_not_read() -> None:
     start = response.index(TOOL_TURN)
     episode = EpisodeContext(prompt="<answer> Rome </answer>", env_spans=((start, start + len(TOOL_TURN)),), finished=True)
     result = compute_reward("deepresearcher", response, ["Paris"], TAGS, episode=episode)
-    assert result.reward == 1.0 and result.components["answer"] == "paris"
+    assert result.reward == 1.0 and result.components["paper_answer"] == "paris" and result.components["answer"] == "Paris"
     failed = compute_reward("deepresearcher", "<think> t", ["Paris"], TAGS)
-    assert failed.components["format_reasons"] == ["unbalanced tags"] and failed.components["answer"] is None
+    assert failed.components["format_reasons"] == ["unbalanced tags"] and failed.components["paper_answer"] is None

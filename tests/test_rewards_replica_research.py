@@ -105,5 +105,8 @@ def test_components_report_the_answer_and_why_the_format_failed() -> None:
     result = compute_reward("research", SEARCH + answer("\\boxed{Paris France}") + EOS, GOLD, TAGS)
     assert result.components["answer"] == "Paris France" and result.components["f1"] == pytest.approx(2 / 3)
     assert result.components["format_ok"] is True and result.components["em"] == 0.0
+    assert result.components["paper_answer"] == "Paris France"
+    # Cut by length: ReSearch reads no answer (reward 0); our extraction, for evaluation, still does.
     failed = compute_reward("research", SEARCH + answer("\\boxed{Paris}"), GOLD, TAGS)
-    assert failed.components["answer"] is None and failed.components["format_reasons"] == ["does not end with <|im_end|> (cut by length)"]
+    assert failed.components["paper_answer"] is None and failed.components["format_reasons"] == ["does not end with <|im_end|> (cut by length)"]
+    assert failed.reward == 0.0 and failed.components["answer"] == "Paris" and failed.components["em"] == 1.0

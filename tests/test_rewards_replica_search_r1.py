@@ -107,7 +107,9 @@ def test_format_reward_without_answer_retrieval_and_weights() -> None:
 
 def test_components_say_what_search_r1_read() -> None:
     result = compute_reward("search_r1_format", "<think> no answer </think>", GOLD, TAGS)
-    assert result.components["answer"] == "Beijing" and result.components["structure_ok"] is False
+    # the paper's rule read the prompt's example; our answer (FlashRAG's pred, for evaluation) is none
+    assert result.components["paper_answer"] == "Beijing" and result.components["answer"] is None
+    assert result.components["structure_ok"] is False
     assert result.components["format_reasons"] == ["ends in state after_think"]
     em = compute_reward("search_r1", VALID.format(answer="Paris"), GOLD, TAGS)
-    assert em.components["answer"] == "Paris" and em.components["format_ok"] is True
+    assert em.components["answer"] == em.components["paper_answer"] == "Paris" and em.components["format_ok"] is True

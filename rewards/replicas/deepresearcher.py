@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from deepresearch.rewards.blocks import first_block
 from deepresearch.rewards.metrics import GoldenAnswers
-from deepresearch.rewards.scoring import EpisodeContext, RewardResult, ScoringContext, answer_components
+from deepresearch.rewards.scoring import EpisodeContext, RewardResult, ScoringContext
 from deepresearch.rewards.tags import ProtocolTags
 
 ANSWER_SEPARATOR = "<|answer_split|>"
@@ -72,8 +72,8 @@ class DeepResearcherReward:
     The prompt is not read (``episode`` is ignored). Golden answers are a list (joined
     with ``<|answer_split|>`` as the original receives them) or that joined string.
     ``tags`` name the tool-call, think and answer tags (DeepResearcher's are
-    ``protocol.tags`` of the ``deepresearcher`` protocol). The ``answer`` component is
-    the first answer's text, lower-cased, as the original compares it.
+    ``protocol.tags`` of the ``deepresearcher`` protocol). The ``paper_answer`` component
+    is the first answer's text, lower-cased, as the original compares it.
     """
 
     def __call__(
@@ -90,5 +90,4 @@ class DeepResearcherReward:
         else:
             answer = block.content(text).strip()
         reward = FORMAT_PENALTY if answer is None else set_f1(preprocess(answer), golds)
-        components = answer_components(answer, context.golden_answers)
-        return RewardResult(reward, components | {"format_ok": problem is None, "format_reasons": [problem] if problem else []})
+        return context.paper_result(reward, answer, problem)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from deepresearch.rewards.blocks import first_block
 from deepresearch.rewards.metrics import GoldenAnswers, f1_score
-from deepresearch.rewards.scoring import EpisodeContext, RewardResult, ScoringContext, answer_components
+from deepresearch.rewards.scoring import EpisodeContext, RewardResult, ScoringContext
 from deepresearch.rewards.tags import ProtocolTags
 
 CHAT_MARKER = "<|im_start|>assistant\n"
@@ -137,8 +137,7 @@ class ResearchReward:
     ) -> RewardResult:
         context = ScoringContext.build(response, golden_answers, tags, episode)
         reward, answer, problem = self._score(self.decoded_text(response, context.episode), context)
-        components = answer_components(answer, context.golden_answers)
-        return RewardResult(reward, components | {"format_ok": problem is None, "format_reasons": [problem] if problem else []})
+        return context.paper_result(reward, answer, problem)
 
     def _score(self, text: str, context: ScoringContext) -> tuple[float, str | None, str | None]:
         """(reward, answer, why the format failed)."""

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from deepresearch.rewards.blocks import blocks
-from deepresearch.rewards.metrics import GoldenAnswers, normalize_answer
-from deepresearch.rewards.scoring import EpisodeContext, RewardResult, ScoringContext, answer_components
+from deepresearch.rewards.metrics import GoldenAnswers, exact_match, normalize_answer
+from deepresearch.rewards.scoring import EpisodeContext, RewardResult, ScoringContext
 from deepresearch.rewards.tags import ProtocolTags
 
 _CHAT_START = "<|im_start|>"
@@ -135,9 +134,8 @@ class SearchR1Reward:
         context = ScoringContext.build(response, golden_answers, tags, episode)
         text = decoded_text(response, tags, context.episode)
         answer = extract_solution(text, tags)
-        components = answer_components(answer, context.golden_answers)
         problem = sequence_problem(text, tags)  # reported only: EM does not read the format
-        return RewardResult(components["em"], components | {"format_ok": problem is None, "format_reasons": [problem] if problem else []})
+        return context.paper_result(exact_match(answer, context.golden_answers), answer, problem)
 
 
 @dataclass(frozen=True)
@@ -166,10 +164,8 @@ class SearchR1FormatReward:
         problem = sequence_problem(text, tags)
         retrieved = problem is None and gold_in_information(text, context.golden_answers, tags)
         answer = extract_solution(text, tags)
-        components: dict[str, Any] = answer_components(answer, context.golden_answers)
-        reward = self._reward(answer, bool(components["em"]), problem is None, retrieved)
-        extra = {"format_ok": problem is None, "format_reasons": [problem] if problem else [], "gold_in_retrieval": retrieved}
-        return RewardResult(float(reward), components | {"structure_ok": problem is None} | extra)
+        reward = self._reward(answer, bool(exact_match(answer, context.golden_answers)), problem is None, retrieved)
+        return context.paper_result(reward, answer, problem, structure_ok=problem is None, gold_in_retrieval=retrieved)
 
     def _reward(self, answer: str | None, correct: bool, valid: bool, retrieved: bool) -> float:
         partial = self.structure_format_score + self.retrieval_score if retrieved else self.structure_format_score
