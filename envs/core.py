@@ -22,7 +22,7 @@ from deepresearch.envs.protocols.base import invalid, truncate
 from deepresearch.envs.spaces import UnicodeText
 from deepresearch.envs.tools import ToolBackend
 from deepresearch.envs.transcript import Transcript
-from deepresearch.rewards import RewardFn, RewardResult, get_reward_fn
+from deepresearch.rewards import EpisodeContext, RewardFn, RewardResult, get_reward_fn
 
 OBSERVATION_MAX_CHARS = 10_000_000
 
@@ -31,7 +31,7 @@ OBSERVATION_MAX_CHARS = 10_000_000
 class EnvConfig:
     """Episode rules shared by the Wiki and Web envs."""
 
-    # A protocol name (``research``, ``search_r1``, ``tool_call``) or a ``Protocol`` instance of your own.
+    # A protocol name (``research``, ``search_r1``, ``deepresearcher``, ``tool_call``) or a ``Protocol`` instance of your own.
     protocol: str | Protocol = "research"
     # Reward preset name (see ``deepresearch.rewards.REWARD_PRESETS``); None = the protocol's default.
     reward: str | None = None
@@ -160,7 +160,7 @@ class SearchEnv(gym.Env[str, str]):
         reward = 0.0
         if terminated or truncated:
             self._done = True
-            result = self._score()
+            result = self._score(finished=terminated)
             reward = result.reward
             info["reward_components"] = self._components(result)
         return observation, reward, terminated, truncated, info
@@ -202,12 +202,20 @@ class SearchEnv(gym.Env[str, str]):
         if self._transcript is None or self._done:
             raise RuntimeError("no episode is running")
         self._done = True
-        result = self._score()
+        result = self._score(finished=False)
         return result.reward, self._components(result)
 
-    def _score(self) -> RewardResult:
+    def _score(self, finished: bool) -> RewardResult:
+        """Score from what the env knows: its prompt, the spans it wrote, and whether the
+        policy's own turn ended the episode (``finished``) or a budget cut it short."""
         assert self._transcript is not None and self._item is not None
-        return self.reward_fn(self._transcript.response, list(self._item.golden_answers), self.protocol.tags)
+        offset = self._transcript.prompt_length
+        text = self._transcript.text
+        env_spans = tuple(
+            (segment["start"] - offset, segment["end"] - offset) for segment in self._transcript.segments() if segment["source"] == "env"
+        )
+        episode = EpisodeContext(prompt=text[:offset], env_spans=env_spans, finished=finished)
+        return self.reward_fn(text[offset:], list(self._item.golden_answers), self.protocol.tags, episode=episode)
 
     def _components(self, result: RewardResult) -> dict[str, Any]:
         components = dict(result.components)

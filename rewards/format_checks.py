@@ -1,8 +1,9 @@
 """Whole-response format checks, for any protocol's tags.
 
 The response is the policy's turns plus the env's observation blocks as they appear
-in the transcript. Observation blocks are opaque (their contents are hidden first)
-and chat markup counts as whitespace. :func:`check_format` is the rule the
+in the transcript. The env's text is opaque (hidden first: its spans when given, else
+closed observation blocks) and chat markup counts as whitespace. These are our own
+rules (the ``*_strict`` presets); the papers' rules live in ``replicas``. :func:`check_format` is the rule the
 ``research`` / ``deepresearcher`` rewards use; :func:`check_search_r1_structure` is
 the strict sequence Search-R1's optional structure-format reward uses.
 """
@@ -10,8 +11,10 @@ the strict sequence Search-R1's optional structure-format reward uses.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from deepresearch.rewards.blocks import Spans
 from deepresearch.rewards.extraction import extract_boxed, policy_view
 from deepresearch.rewards.tags import ProtocolTags, parse_tool_call
 
@@ -24,7 +27,7 @@ class FormatCheck:
     reasons: tuple[str, ...] = ()
 
     @classmethod
-    def from_reasons(cls, reasons: list[str]) -> FormatCheck:
+    def from_reasons(cls, reasons: Iterable[str]) -> FormatCheck:
         unique = tuple(dict.fromkeys(reasons))
         return cls(ok=not unique, reasons=unique)
 
@@ -38,7 +41,7 @@ class _Scanner:
 
     def __init__(self, tags: ProtocolTags) -> None:
         self.tags = tags
-        self.reasons: list[str] = []
+        self.reasons: dict[str, None] = {}  # an ordered set: a degenerate turn breaks one rule thousands of times
         self.open_tag: str | None = None
         self.content_start = 0
         self.awaiting_observation = False
@@ -47,29 +50,29 @@ class _Scanner:
         self.last_answer = ""
 
     def _call_unanswered(self) -> None:
-        self.reasons.append(f"<{self.tags.call}> not followed by a <{self.tags.observation}> block")
+        self.reasons.setdefault(f"<{self.tags.call}> not followed by a <{self.tags.observation}> block")
         self.awaiting_observation = False
 
-    def gap(self, text: str) -> None:
-        """Text between two tags (outside any block)."""
-        if self.awaiting_observation and text.strip():
+    def gap(self, text: str, start: int, end: int) -> None:
+        """Text between two tags (outside any block); only read while a call awaits its observation."""
+        if self.awaiting_observation and text[start:end].strip():
             self._call_unanswered()
 
     def open(self, tag: str, position: int) -> None:
         if self.open_tag is not None:
-            self.reasons.append(f"<{tag}> nested inside <{self.open_tag}>")
+            self.reasons.setdefault(f"<{tag}> nested inside <{self.open_tag}>")
             return
         if self.awaiting_observation and tag != self.tags.observation:
             self._call_unanswered()
         if tag == self.tags.observation and not self.awaiting_observation:
-            self.reasons.append(f"<{tag}> without a preceding <{self.tags.call}>")
+            self.reasons.setdefault(f"<{tag}> without a preceding <{self.tags.call}>")
         self.awaiting_observation = False
         self.open_tag, self.content_start = tag, position
 
     def close(self, tag: str, start: int, end: int, text: str) -> None:
         if self.open_tag != tag:
             where = f" while <{self.open_tag}> is open" if self.open_tag else ""
-            self.reasons.append(f"stray </{tag}>{where}")
+            self.reasons.setdefault(f"stray </{tag}>{where}")
             return
         self.open_tag = None
         content = text[self.content_start : start]
@@ -82,44 +85,44 @@ class _Scanner:
 
     def _check_call(self, tag: str, content: str) -> None:
         if not content.strip():
-            self.reasons.append(f"empty <{tag}>")
+            self.reasons.setdefault(f"empty <{tag}>")
         elif self.tags.uses_tools and tag == self.tags.call:
             try:
                 parse_tool_call(content, self.tags)
             except ValueError as error:
-                self.reasons.append(str(error))
+                self.reasons.setdefault(str(error))
 
-    def finish(self, text: str) -> list[str]:
+    def finish(self, text: str) -> Iterable[str]:
         if self.open_tag is not None:
-            self.reasons.append(f"unclosed <{self.open_tag}>")
+            self.reasons.setdefault(f"unclosed <{self.open_tag}>")
         if self.awaiting_observation:
             self._call_unanswered()
         if self.answers == 0:
-            self.reasons.append(f"no <{self.tags.answer}>...</{self.tags.answer}> block")
+            self.reasons.setdefault(f"no <{self.tags.answer}>...</{self.tags.answer}> block")
             return self.reasons
         if self.answers > 1:
-            self.reasons.append(f"{self.answers} <{self.tags.answer}> blocks, expected exactly one")
+            self.reasons.setdefault(f"{self.answers} <{self.tags.answer}> blocks, expected exactly one")
         if text[self.answer_end :].strip():
-            self.reasons.append(f"content after the final </{self.tags.answer}>")
+            self.reasons.setdefault(f"content after the final </{self.tags.answer}>")
         if self.tags.boxed_answer and extract_boxed(self.last_answer) is None:
-            self.reasons.append("answer has no \\boxed{...} with balanced braces")
+            self.reasons.setdefault("answer has no \\boxed{...} with balanced braces")
         return self.reasons
 
 
-def check_format(response: str, tags: ProtocolTags) -> FormatCheck:
+def check_format(response: str, tags: ProtocolTags, *, env_spans: Spans | None = None) -> FormatCheck:
     """Check a whole response against the rules in ``_Scanner`` for ``tags``' vocabulary."""
-    text = policy_view(response, tags)
+    text = policy_view(response, tags, env_spans)
     scanner = _Scanner(tags)
     position = 0
     for match in _tag_pattern(tags).finditer(text):
-        scanner.gap(text[position : match.start()])
+        scanner.gap(text, position, match.start())
         closing, tag = match.groups()
         if closing:
             scanner.close(tag, match.start(), match.end(), text)
         else:
             scanner.open(tag, match.end())
         position = match.end()
-    scanner.gap(text[position:])
+    scanner.gap(text, position, len(text))
     return FormatCheck.from_reasons(scanner.finish(text))
 
 
@@ -139,8 +142,8 @@ _STRUCTURE = {
 }
 
 
-def check_search_r1_structure(response: str, tags: ProtocolTags) -> FormatCheck:
-    """Search-R1's strict sequence check; the first violation is the reason."""
+def check_search_r1_structure(response: str, tags: ProtocolTags, *, env_spans: Spans | None = None) -> FormatCheck:
+    """Search-R1's sequence check over the policy's text; the first violation is the reason."""
     roles = {tags.think: "think", tags.observation: "observation", tags.answer: "answer"}
     roles.update({call: "call" for call in tags.calls})
     names = {"think": tags.think, "call": tags.call, "observation": tags.observation, "answer": tags.answer}
@@ -149,7 +152,7 @@ def check_search_r1_structure(response: str, tags: ProtocolTags) -> FormatCheck:
         phase, _, role = state.partition(" ")
         return f"{phase} {names[role]}" if role else phase
 
-    text = policy_view(response, tags)
+    text = policy_view(response, tags, env_spans)
     state, position = "start", 0
     for match in _tag_pattern(tags).finditer(text):
         if not state.startswith("in ") and text[position : match.start()].strip():

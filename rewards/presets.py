@@ -1,4 +1,4 @@
-"""The reward rules of ReSearch, Search-R1 and DeepResearcher, selectable by name."""
+"""Reward presets by name: the papers' rules (ReSearch, Search-R1, DeepResearcher) and our own."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from dataclasses import dataclass
 from deepresearch.rewards.extraction import observation_texts
 from deepresearch.rewards.format_checks import check_search_r1_structure
 from deepresearch.rewards.metrics import GoldenAnswers, substring_match
-from deepresearch.rewards.scoring import RewardFn, RewardResult, ScoringContext
+from deepresearch.rewards.replicas import DeepResearcherReward, ResearchReward, SearchR1FormatReward, SearchR1Reward
+from deepresearch.rewards.replicas.deepresearcher import FORMAT_PENALTY as DEEPRESEARCHER_FORMAT_PENALTY
+from deepresearch.rewards.replicas.research import FORMAT_CREDIT as RESEARCH_FORMAT_CREDIT
+from deepresearch.rewards.scoring import EpisodeContext, RewardFn, RewardResult, ScoringContext
 from deepresearch.rewards.tags import ProtocolTags
 from deepresearch.rewards.terms import em, f1
-
-# Partial credit ReSearch gives a well-formatted answer with F1 = 0.
-RESEARCH_FORMAT_CREDIT = 0.1
-# DeepResearcher's reward for a response whose format is broken.
-DEEPRESEARCHER_FORMAT_PENALTY = -1.0
 
 
 @dataclass(frozen=True)
@@ -24,41 +22,52 @@ class RuleReward:
 
     rule: Callable[[ScoringContext], float]
 
-    def __call__(self, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags) -> RewardResult:
-        context = ScoringContext.build(response, golden_answers, tags)
+    def __call__(
+        self, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags, *, episode: EpisodeContext | None = None
+    ) -> RewardResult:
+        context = ScoringContext.build(response, golden_answers, tags, episode)
         return context.result(self.rule(context))
 
 
-def _research(context: ScoringContext) -> float:
+def _research_strict(context: ScoringContext) -> float:
+    """ReSearch's values (0 / 0.1 / F1) over our format check and answer extraction."""
     if not context.format_check.ok:
         return 0.0
     return context.f1 if context.f1 > 0 else RESEARCH_FORMAT_CREDIT
 
 
-def _deepresearcher(context: ScoringContext) -> float:
+def _deepresearcher_strict(context: ScoringContext) -> float:
+    """DeepResearcher's values (-1 / F1) with our format check and FlashRAG's F1."""
     return context.f1 if context.format_check.ok else DEEPRESEARCHER_FORMAT_PENALTY
 
 
 @dataclass(frozen=True)
-class SearchR1FormatReward:
-    """Search-R1's optional structure-format reward (EM plus partial credit for structure).
+class StrictSearchR1FormatReward:
+    """Our Search-R1 structure-format reward (``search_r1_format_strict``): the paper's table
+    over our own reading of the response.
 
     valid structure + correct -> 1; invalid + correct -> 1 - structure_format_score;
     valid + wrong or no answer -> structure_format_score (+ retrieval_score when some
-    gold appears in an ``<information>`` block); invalid + wrong answer ->
-    final_format_score; invalid + no answer -> 0. Needs a tag protocol (not tool calls).
+    gold appears in a retrieved block); invalid + wrong answer -> final_format_score;
+    invalid + no answer -> 0. Unlike the paper's rule (``search_r1_format``): the env's
+    text is hidden (an answer in a retrieved page counts for nothing), the prompt's
+    example answers are never read, and retrieval_score defaults to 0.1. Needs a tag
+    protocol (not tool calls).
     """
 
     structure_format_score: float = 0.2
     final_format_score: float = 0.1
     retrieval_score: float = 0.1
 
-    def __call__(self, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags) -> RewardResult:
+    def __call__(
+        self, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags, *, episode: EpisodeContext | None = None
+    ) -> RewardResult:
         if tags.uses_tools:
             raise ValueError(f"the search_r1_format reward needs a tag protocol, not the tool-call protocol {tags.name!r}")
-        context = ScoringContext.build(response, golden_answers, tags)
-        structure = check_search_r1_structure(response, tags)
-        observations = observation_texts(response, tags)
+        context = ScoringContext.build(response, golden_answers, tags, episode)
+        env_spans = context.episode.env_spans
+        structure = check_search_r1_structure(response, tags, env_spans=env_spans)
+        observations = observation_texts(response, tags, env_spans=env_spans)
         retrieved = any(substring_match(text, context.golden_answers) for text in observations)
         if context.em:
             reward = 1.0 if structure.ok else 1.0 - self.structure_format_score
@@ -74,11 +83,17 @@ class SearchR1FormatReward:
         )
 
 
+# Paper names reproduce the paper's code on every input (``replicas``); ``*_strict`` are our
+# own rules for the same protocol (env text hidden, one answer, a stricter format).
 REWARD_PRESETS: dict[str, RewardFn] = {
-    "research": RuleReward(_research),
-    "search_r1": RuleReward(em),
+    "research": ResearchReward(),
+    "research_strict": RuleReward(_research_strict),
+    "search_r1": SearchR1Reward(),
+    "search_r1_strict": RuleReward(em),
     "search_r1_format": SearchR1FormatReward(),
-    "deepresearcher": RuleReward(_deepresearcher),
+    "search_r1_format_strict": StrictSearchR1FormatReward(),
+    "deepresearcher": DeepResearcherReward(),
+    "deepresearcher_strict": RuleReward(_deepresearcher_strict),
     "f1": RuleReward(f1),
     "em": RuleReward(em),
 }
@@ -92,6 +107,8 @@ def get_reward_fn(preset: str) -> RewardFn:
         raise ValueError(f"unknown reward preset {preset!r}; known presets: {known}") from None
 
 
-def compute_reward(preset: str, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags) -> RewardResult:
+def compute_reward(
+    preset: str, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags, *, episode: EpisodeContext | None = None
+) -> RewardResult:
     """Score ``response`` (text after the prompt) with the named preset and the protocol's tags."""
-    return get_reward_fn(preset)(response, golden_answers, tags)
+    return get_reward_fn(preset)(response, golden_answers, tags, episode=episode)

@@ -20,8 +20,9 @@ URL_PREFIXES = ("http://", "https://")
 class ToolSpec:
     """A tool the model calls with JSON: its name and the argument holding its inputs.
 
-    ``takes_urls`` marks a browsing tool, whose inputs must be http(s) URLs; the
-    descriptions are what a prompt shows the model.
+    ``takes_urls`` marks a browsing tool, whose inputs must be http(s) URLs;
+    ``list_only`` refuses a bare string where a list is expected (DeepResearcher's
+    tools); the descriptions are what a prompt shows the model.
     """
 
     name: str
@@ -29,6 +30,7 @@ class ToolSpec:
     takes_urls: bool = False
     description: str = ""
     argument_description: str = ""
+    list_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ def parse_tool_call(payload: str, tags: ProtocolTags) -> tuple[ToolSpec, list[st
 
     Raises ValueError with a human-readable reason when the JSON does not parse, the
     tool is unknown, or its argument is missing, empty, not strings, or (for a
-    browsing tool) not http(s) URLs. A bare string argument counts as a list of one.
+    browsing tool) not http(s) URLs. A bare string argument counts as a list of one
+    unless the tool is ``list_only``.
     """
     try:
         call = json.loads(payload)
@@ -112,10 +115,11 @@ def parse_tool_call(payload: str, tags: ProtocolTags) -> tuple[ToolSpec, list[st
     if not isinstance(arguments, dict) or tool.argument not in arguments:
         raise ValueError(f"tool {tool.name} needs arguments {{{tool.argument!r}: [...]}}")
     inputs = arguments[tool.argument]
-    if isinstance(inputs, str):
+    if isinstance(inputs, str) and not tool.list_only:
         inputs = [inputs]
     if not isinstance(inputs, list) or not inputs:
-        raise ValueError(f"tool {tool.name} argument {tool.argument!r} must be a string or a non-empty list")
+        shape = "a non-empty list" if tool.list_only else "a string or a non-empty list"
+        raise ValueError(f"tool {tool.name} argument {tool.argument!r} must be {shape}")
     if not all(isinstance(item, str) and item.strip() for item in inputs):
         raise ValueError(f"tool {tool.name} argument {tool.argument!r} must hold non-empty strings")
     if tool.takes_urls and not all(item.strip().startswith(URL_PREFIXES) for item in inputs):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from deepresearch.rewards.metrics import GoldenAnswers
-from deepresearch.rewards.scoring import RewardResult, ScoringContext
+from deepresearch.rewards.scoring import EpisodeContext, RewardResult, ScoringContext
 from deepresearch.rewards.tags import ProtocolTags
 
 Term = Callable[[ScoringContext], float]
@@ -76,8 +76,10 @@ class WeightedReward:
             raise ValueError(f"WeightedReward terms need distinct names; repeated: {repeated}")
         object.__setattr__(self, "terms", tuple((name, term, float(weight)) for name, term, weight in terms))
 
-    def __call__(self, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags) -> RewardResult:
-        context = ScoringContext.build(response, golden_answers, tags)
+    def __call__(
+        self, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags, *, episode: EpisodeContext | None = None
+    ) -> RewardResult:
+        context = ScoringContext.build(response, golden_answers, tags, episode)
         values = {name: term(context) for name, term, _ in self.terms}
         reward = sum(weight * values[name] for name, _, weight in self.terms)
         return context.result(reward, **{f"term/{name}": value for name, value in values.items()})

@@ -83,7 +83,8 @@ def oracle_script(env: Any, index: int, encoder: Any) -> tuple[list[int], list[s
 
 
 class HalfRightEngine(FixedOutputEngine):
-    """Answers every question at once: right in even batch slots, wrong in odd ones.
+    """Answers every question at once (after one thought: ReSearch's reward requires a think
+    block): right in even batch slots, wrong in odd ones.
 
     Slots are laid out group by group, so each GRPO group gets mixed rewards (1.0 and
     e.g. ReSearch's 0.1) and a non-zero advantage; logprobs come from the real model.
@@ -97,7 +98,9 @@ class HalfRightEngine(FixedOutputEngine):
         for slot, prompt in enumerate(prompts):
             question = next(q for q in self.golds if q in self.tokenizer.decode(prompt))
             answer = self.golds[question] if slot % 2 == 0 else "Nowhere At All"
-            ids = self.tokenizer(self.protocol.answer_action(answer), add_special_tokens=False)["input_ids"]
+            think = self.protocol.tags.think
+            turn = f"<{think}> I know it. </{think}> " + self.protocol.answer_action(answer)
+            ids = self.tokenizer(turn, add_special_tokens=False)["input_ids"]
             with torch.no_grad():
                 logits = self.model(torch.tensor([prompt + ids])).logits[0, len(prompt) - 1 : -1]
             logprobs = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(ids)[:, None])[:, 0].tolist()

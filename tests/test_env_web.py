@@ -81,13 +81,15 @@ def test_tag_protocols_search_and_browse_on_the_web(provider, site, tmp_path, pr
     env = make_env(provider, tmp_path, protocol=protocol)
     prompt, _ = env.reset(options=QUESTION)
     assert "<browse>" in prompt
-    observation, *_ = env.step("<search> Marie Curie </search>")
+    observation, *_ = env.step("<think> Where was she born? </think> <search> Marie Curie </search>")
     assert f"<{tag}>" in observation and "Marie Curie" in observation
-    observation, *_ = env.step(f"<browse> {site.url}/wiki/Marie_Curie </browse>")
+    observation, *_ = env.step(f"<think> Read her page. </think> <browse> {site.url}/wiki/Marie_Curie </browse>")
     assert "Warsaw" in observation
     final = "<answer> \\boxed{Warsaw} </answer>" if protocol == "research" else "<answer> Warsaw </answer>"
-    _, reward, terminated, _, info = env.step(final)
-    assert terminated and reward == 1.0 and info["reward_components"]["format_ok"]
+    _, reward, terminated, _, info = env.step("<think> Warsaw. </think> " + final)
+    assert terminated and reward == 1.0
+    # ReSearch's format check ignores <browse>; to Search-R1's state machine it is text outside a block.
+    assert info["reward_components"]["format_ok"] == (protocol == "research")
 
 
 def test_model_chosen_private_urls_are_refused_by_default(provider, tmp_path):

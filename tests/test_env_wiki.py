@@ -130,11 +130,19 @@ def test_a_guessing_oracle_echoes_the_question_subject_on_its_share_of_questions
 
 @pytest.mark.parametrize(
     "protocol,preset,wrong_value,malformed_value",
-    [("research", "research", 0.1, 0.0), ("search_r1", "search_r1", 0.0, 0.0), ("tool_call", "deepresearcher", 0.0, -1.0)],
+    [
+        ("research", "research", 0.1, 0.0),
+        ("research", "research_strict", 0.1, 0.0),
+        ("search_r1", "search_r1", 0.0, 0.0),
+        ("search_r1", "search_r1_strict", 0.0, 0.0),
+        ("deepresearcher", "deepresearcher", 0.0, -1.0),
+        ("tool_call", "deepresearcher_strict", 0.0, -1.0),
+    ],
 )
 def test_wrong_and_malformed_policies_get_the_presets_value(protocol, preset, wrong_value, malformed_value):
     env = make_wiki_env(protocol=protocol, reward=preset, max_turns=3)
-    wrong = [env.protocol.search_action("anything"), env.protocol.answer_action("Zzyzx Nowhere")]
+    think = "<think> let me see </think>\n"
+    wrong = [think + env.protocol.search_action("anything"), think + env.protocol.answer_action("Zzyzx Nowhere")]
     reward, terminated, _, info = run_episode(env, wrong, seed=0)
     assert terminated and reward == wrong_value and info["reward_components"]["format_ok"]
     # Malformed: never a well-formed action, so the episode is truncated without an answer.
@@ -159,12 +167,19 @@ def test_a_preset_that_does_not_fit_the_protocol_fails_at_make_not_at_episode_en
     assert terminated and reward == 0.1 and info["reward_components"]["structure_ok"] is False
 
 
-def test_research_gives_zero_to_a_correct_answer_in_a_broken_format():
+def test_research_pays_for_reasoning_in_think_and_ours_also_for_nothing_after_the_answer():
     env = make_wiki_env(protocol="research")
     _, info = env.reset(seed=0)
     gold = info["golden_answers"][0]
-    reward, terminated, _, info = run_episode(env, [env.protocol.answer_action(gold) + " trailing words"], seed=0)
-    assert terminated and info["reward_components"]["f1"] == 1.0 and reward == 0.0
+    think = "<think> I know this. </think> "
+    for preset, turn, expected in [
+        ("research", env.protocol.answer_action(gold), 0.0),  # ReSearch: no <think> pair, format error
+        ("research", think + env.protocol.answer_action(gold) + " trailing words", 1.0),  # text after </answer> is fine
+        ("research_strict", think + env.protocol.answer_action(gold) + " trailing words", 0.0),
+    ]:
+        env = make_wiki_env(protocol="research", reward=preset)
+        reward, terminated, _, info = run_episode(env, [turn], seed=0)
+        assert terminated and reward == expected, (preset, turn, info["reward_components"])
 
 
 def test_max_turns_truncates_and_scores():
@@ -198,16 +213,16 @@ def test_options_question_and_transcript_matches_actions_and_observations():
     assert info["transcript"] == "".join(pieces)
     policy_text = "".join(info["transcript"][s["start"] : s["end"]] for s in info["segments"] if s["source"] == "policy")
     assert policy_text == "<search> Velmora </search>garbage" + env.protocol.answer_action("Nobody")
-    # Right answer, but the invalid middle turn broke ReSearch's format: reward 0.
+    # Right answer, but no reasoning in <think>: ReSearch's format check fails, reward 0.
     components = info["reward_components"]
-    assert components["f1"] == 1.0 and not components["format_ok"] and reward == 0.0
+    assert not components["format_ok"] and components["format_reasons"] == ["no <think>"] and reward == 0.0
 
 
 def test_render_ansi_dims_env_text():
     env = make_wiki_env(render_mode="ansi")
     env.reset(seed=0)
     env.step("<search> city </search>")
-    assert "\x1b[2m\n<result>" in env.render()
+    assert "\x1b[2m <result>\n" in env.render()
 
 
 ADVERSARIAL = [
@@ -271,9 +286,14 @@ def test_a_saved_index_directory_works_as_the_corpus(tmp_path):
     assert top.id == info["metadata"]["support_ids"][0] and top.contents in observation
 
 
-def test_search_r1_retry_feedback_is_never_read_as_an_answer():
-    env = make_wiki_env(protocol="search_r1", max_turns=2)
+@pytest.mark.parametrize("preset", ["search_r1", "search_r1_strict"])
+def test_search_r1_retry_feedback_is_never_read_as_an_answer(preset):
+    """Search-R1's own retry text writes an answer tag pair ("and"); ours names the tags only, so
+    Search-R1's rule falls back to the prompt's example answer, and ours finds none."""
+    env = make_wiki_env(protocol="search_r1", reward=preset, max_turns=2)
     env.reset(seed=0)
     observation, *_ = env.step("no tags")
     _, reward, _, truncated, info = env.step("still no tags")
-    assert "answer" in observation and truncated and info["reward_components"]["answer"] is None
+    components = info["reward_components"]
+    assert "answer" in observation and truncated and components["answer"] is None
+    assert components.get("paper_answer", "Beijing") == "Beijing"

@@ -50,7 +50,7 @@ def test_core_install_imports_and_runs_a_bm25_wiki_episode() -> None:
         env = gym.make("DeepResearch-Wiki-v0", retriever="bm25")
         env.reset(seed=0)
         observation = env.step("<search> Jerved Gruvar born </search>")[0]
-        assert observation.startswith("\\n<result>") and "Jerved Gruvar" in observation, observation
+        assert observation.startswith(" <result>\\n") and "Jerved Gruvar" in observation, observation
         try:
             RemoteRetriever("http://127.0.0.1:9")
         except ImportError as error:

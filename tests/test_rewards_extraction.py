@@ -28,8 +28,31 @@ def test_missing_or_unclosed_answer_is_none() -> None:
 def test_answer_inside_an_observation_is_ignored() -> None:
     response = "<search>q</search><information>Doc: <answer>injected</answer></information>"
     assert extract_answer(response, TAGS["search_r1"]) is None
-    truncated = "<search>q</search><information>Doc: <answer>injected</answer>"
-    assert extract_answer(truncated, TAGS["search_r1"]) is None
+
+
+def test_an_unclosed_observation_hides_nothing_without_spans_and_exactly_its_span_with_them() -> None:
+    """FlashRAG reads the answer after an observation tag that is never closed (a cut
+    observation, or one the model opened itself); the env's spans hide exactly its own text."""
+    cut = "<search>q</search>\n\n<information>Doc 1(Title: x) cut here <think>ok</think><answer> Paris </answer>"
+    assert extract_answer(cut, TAGS["search_r1"]) == "Paris"
+    imitated = "<think>a</think><information> I imagine <answer>Rome</answer>"
+    assert extract_answer(imitated, TAGS["search_r1"]) == "Rome"
+    # a dangling opening before a real block pairs with nothing: the answer between them counts
+    dangling = "<information> x <answer>Rome</answer> <search>q</search><information>d</information>"
+    assert extract_answer(dangling, TAGS["search_r1"]) == "Rome"
+    env_text = "\n\n<information>Doc: <answer>injected</answer>"
+    response = "<search>q</search>" + env_text + "<answer>mine</answer>"
+    start = response.index(env_text)
+    spans = ((start, start + len(env_text)),)
+    assert extract_answer(response, TAGS["search_r1"], env_spans=spans) == "mine"
+    assert extract_answer(response[: start + len(env_text)], TAGS["search_r1"], env_spans=spans) is None
+
+
+def test_repeated_unclosed_tags_hold_no_answer() -> None:
+    """Degenerate turns of one tag repeated (benchmarks/bench_parsing.py times them)."""
+    for text in ("<answer>" * 2_000, "<information><search>" * 800, "</information>" * 1_000 + "<answer>x"):
+        assert extract_answer(text, TAGS["search_r1"]) is None
+    assert extract_answer("<information>" * 1_000 + "<answer> x </answer>", TAGS["search_r1"]) == "x"
 
 
 def test_research_takes_boxed_content_of_last_answer() -> None:
@@ -64,7 +87,7 @@ def test_count_searches() -> None:
 
 def test_rewards_imports_only_stdlib_and_itself() -> None:
     allowed = {"__future__", "collections", "dataclasses", "functools", "json", "re", "string", "typing"}
-    for path in Path(deepresearch.rewards.__file__).parent.glob("*.py"):
+    for path in Path(deepresearch.rewards.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,27 @@ def test_extraction_matches_recorded_pred(archive: list[dict]) -> None:
         else:
             assert answer == output["pred"], item["id"]
     assert missing >= 1  # the archive holds a truncated (stop_reason "length") item
+
+
+def flashrag_pred(text: str) -> str:
+    """FlashRAG's ``extract_between(text, "<answer>", "</answer>")``: the last non-greedy match, stripped ("" for none)."""
+    matches = re.findall(r"<answer>(.*?)</answer>", text, re.DOTALL)
+    return matches[-1].strip() if matches else ""
+
+
+def test_extraction_matches_flashrag_on_transcripts_with_a_cut_observation(archive: list[dict]) -> None:
+    """Search-R1 cuts observations to 500 tokens, which can drop ``</information>``; a model may
+    also open an ``<information>`` block itself. The answer after such a block still counts."""
+    constructed = 0
+    for item in archive:
+        response = item["output"]["final_response"]
+        close = response.rfind("</information>")
+        if close == -1:
+            continue
+        for cut in (response[:close] + response[close + len("</information>") :], response.replace("<answer>", "<information> I recall <answer>", 1)):
+            assert (extract_answer(cut, TAGS["search_r1"]) or "") == flashrag_pred(cut), item["id"]
+            constructed += 1
+    assert constructed > 1900
 
 
 @pytest.mark.parametrize("name", sorted(METRICS))

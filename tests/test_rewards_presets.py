@@ -1,4 +1,6 @@
-"""Value tables of every reward preset, the weighted-term rubric, and preset lookup errors."""
+"""Value tables of our own (``*_strict``) presets, the weighted-term rubric, and preset lookup errors.
+
+The paper replicas have their own tests (``test_rewards_replica_*.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import pytest
 from deepresearch.envs import PROTOCOLS
 from deepresearch.rewards import (
     REWARD_PRESETS,
-    SearchR1FormatReward,
+    EpisodeContext,
+    StrictSearchR1FormatReward,
     WeightedReward,
     compute_reward,
     get_reward_fn,
@@ -30,8 +33,8 @@ RESEARCH_SEARCH = "<think>t</think><search>q</search><result>r</result>"
         ("<search>q</search><answer>\\boxed{William Shakespeare}</answer>", 0.0),  # correct but bad format
     ],
 )
-def test_research_preset(response: str, expected: float) -> None:
-    assert compute_reward("research", response, GOLD, TAGS["research"]).reward == pytest.approx(expected)
+def test_research_strict_preset(response: str, expected: float) -> None:
+    assert compute_reward("research_strict", response, GOLD, TAGS["research"]).reward == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -43,8 +46,8 @@ def test_research_preset(response: str, expected: float) -> None:
         ("<think>no answer</think>", 0.0),
     ],
 )
-def test_search_r1_preset_is_em(response: str, expected: float) -> None:
-    assert compute_reward("search_r1", response, GOLD, TAGS["search_r1"]).reward == expected
+def test_search_r1_strict_preset_is_em_of_the_last_answer(response: str, expected: float) -> None:
+    assert compute_reward("search_r1_strict", response, GOLD, TAGS["search_r1"]).reward == expected
 
 
 VALID = "<think>t</think><search>q</search><information>{doc}</information><think>t</think><answer>{answer}</answer>"
@@ -62,14 +65,14 @@ INVALID = "<search>q</search><information>{doc}</information><answer>{answer}</a
         ("<search>q</search><information>d</information>", 0.0),
     ],
 )
-def test_search_r1_format_preset(response: str, expected: float) -> None:
-    result = compute_reward("search_r1_format", response, GOLD, TAGS["search_r1"])
+def test_search_r1_format_strict_preset(response: str, expected: float) -> None:
+    result = compute_reward("search_r1_format_strict", response, GOLD, TAGS["search_r1"])
     assert result.reward == pytest.approx(expected)
     assert isinstance(result.components["structure_ok"], bool)
 
 
 def test_search_r1_format_weights_are_configurable() -> None:
-    reward = SearchR1FormatReward(structure_format_score=0.3, final_format_score=0.05, retrieval_score=0.2)
+    reward = StrictSearchR1FormatReward(structure_format_score=0.3, final_format_score=0.05, retrieval_score=0.2)
     valid_wrong = VALID.format(doc="William Shakespeare", answer="Marlowe")
     assert reward(valid_wrong, GOLD, TAGS["search_r1"]).reward == pytest.approx(0.5)
     invalid_right = INVALID.format(doc="d", answer="William Shakespeare")
@@ -91,8 +94,8 @@ SEARCH_CALL = '<tool_call>{"name": "web_search", "arguments": {"query": "q"}}</t
         ("<tool_call>{bad json}</tool_call><answer>William Shakespeare</answer>", -1.0),
     ],
 )
-def test_deepresearcher_preset(response: str, expected: float) -> None:
-    assert compute_reward("deepresearcher", response, GOLD, TAGS["tool_call"]).reward == pytest.approx(expected)
+def test_deepresearcher_strict_preset(response: str, expected: float) -> None:
+    assert compute_reward("deepresearcher_strict", response, GOLD, TAGS["tool_call"]).reward == pytest.approx(expected)
 
 
 def test_plain_f1_and_em_presets() -> None:
@@ -103,7 +106,7 @@ def test_plain_f1_and_em_presets() -> None:
 
 
 def test_components_explain_the_reward() -> None:
-    result = compute_reward("research", "<answer>Shakespeare</answer>", GOLD, TAGS["research"])
+    result = compute_reward("research_strict", "<answer>Shakespeare</answer>", GOLD, TAGS["research"])
     components = result.components
     assert components["answer"] is None  # no \boxed
     assert (components["em"], components["f1"], components["acc"]) == (0.0, 0.0, 0.0)
@@ -143,14 +146,42 @@ def test_weighted_reward_terms_are_named_and_names_are_unique() -> None:
         WeightedReward([(f1_term, 1.0)])  # type: ignore[list-item]
 
 
+def test_strict_presets_hide_exactly_the_env_spans_when_given() -> None:
+    """With the env's spans, an observation block the policy writes itself is read as its text
+    (it retrieved nothing); a cut env observation hides its span, not the policy's turn after it."""
+    imitated = "<think>t</think><search>q</search><information>made up</information><think>t</think><answer>William Shakespeare</answer>"
+    env_written = "<information>made up</information>"
+    start = imitated.index(env_written)
+    by_tags = compute_reward("search_r1_format_strict", imitated, GOLD, TAGS["search_r1"])
+    by_spans = compute_reward("search_r1_format_strict", imitated, GOLD, TAGS["search_r1"], episode=EpisodeContext(env_spans=((start, start + len(env_written)),)))
+    assert by_tags.reward == by_spans.reward == 1.0
+    no_env = compute_reward("search_r1_format_strict", imitated, GOLD, TAGS["search_r1"], episode=EpisodeContext(env_spans=()))
+    assert no_env.reward == 1.0 and no_env.components["gold_in_retrieval"] is False  # nothing was retrieved
+    cut = "<think>t</think><search>q</search>\n\n<information>Doc 1 <answer>Marlowe</answer>"
+    response = cut + "<think>t</think><answer>William Shakespeare</answer>"
+    spans = ((cut.index("\n\n"), len(cut)),)
+    assert compute_reward("search_r1_strict", response, GOLD, TAGS["search_r1"], episode=EpisodeContext(env_spans=spans)).reward == 1.0
+    assert compute_reward("research_strict", "x", GOLD, TAGS["research"], episode=EpisodeContext(env_spans=((0, 1),))).components["answer"] is None
+    with pytest.raises(ValueError, match="past the response"):
+        compute_reward("em", "short", GOLD, TAGS["search_r1"], episode=EpisodeContext(env_spans=((0, 99),)))
+    with pytest.raises(ValueError, match="sorted, disjoint"):
+        EpisodeContext(env_spans=((5, 9), (0, 2)))
+
+
 def test_defaults_and_lookup() -> None:
     assert {cls.tags.name: cls.default_reward for cls in PROTOCOLS.values()} == {
         "research": "research",
         "search_r1": "search_r1",
-        "tool_call": "deepresearcher",
+        "deepresearcher": "deepresearcher",
+        "tool_call": "deepresearcher_strict",
     }
+    names = set(REWARD_PRESETS)
+    assert {"research", "search_r1", "search_r1_format", "deepresearcher"} <= names
+    assert {f"{name}_strict" for name in ("research", "search_r1", "search_r1_format", "deepresearcher")} <= names
     assert get_reward_fn("research") is REWARD_PRESETS["research"]
-    with pytest.raises(ValueError, match="known presets: research, search_r1"):
+    with pytest.raises(ValueError, match="known presets: research, research_strict, search_r1"):
         get_reward_fn("bleu")
     with pytest.raises(TypeError, match="ProtocolTags"):
         compute_reward("f1", "<answer>x</answer>", GOLD, "xml")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="EpisodeContext"):
+        compute_reward("research", "x", GOLD, TAGS["research"], episode={"prompt": "p"})  # type: ignore[arg-type]

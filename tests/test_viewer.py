@@ -42,7 +42,7 @@ def env_record(env, index: int, turns: list[str], dataset: str) -> dict:
 def results_file(tmp_path_factory) -> Path:
     env = make_wiki_env(protocol="research", max_turns=3)
     protocol = env.protocol
-    good = env_record(env, 0, [protocol.search_action("Velmora Quistad"), protocol.answer_action(env.questions[0].golden_answers[0])], "demo")
+    good = env_record(env, 0, ["<think>Look it up.</think>" + protocol.search_action("Velmora Quistad"), protocol.answer_action(env.questions[0].golden_answers[0])], "demo")
     hostile = env_record(env, 1, [f"<think>{HOSTILE}</think>" + protocol.search_action("</div><b>x"), protocol.answer_action(HOSTILE)], "other")
     path = tmp_path_factory.mktemp("eval") / "results.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps(hostile) + "\n" + '{"step": 3, "loss": 0.1}\n', encoding="utf-8")

@@ -10,7 +10,7 @@ check of a whole trajectory and answer extraction live in ``deepresearch.rewards
 
 from __future__ import annotations
 
-import re
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Sequence
@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, Sequence
 from deepresearch.envs.documents import Document
 from deepresearch.envs.tools import PageResult
 from deepresearch.rewards import ProtocolTags, extract_boxed, parse_tool_call
+from deepresearch.rewards.blocks import blocks, first_block
 
 ActionKind = Literal["search", "browse", "answer", "invalid"]
 
@@ -84,15 +85,15 @@ def first_complete_tag(text: str, tags: Sequence[str]) -> TagMatch | None:
     """The earliest ``<tag>…</tag>`` among ``tags`` in ``text`` (non-greedy), if any.
 
     The earliest, because a turn ends at the first stop string: whatever a model
-    writes after its first complete action is never acted on.
+    writes after its first complete action is never acted on. The same match as
+    ``re.search("<(a|b)>(.*?)</\\1>")``, found with one forward search per tag, so a turn
+    repeating an opening tag thousands of times costs no more than reading it once.
     """
-    pattern = re.compile(
-        "<(" + "|".join(re.escape(tag) for tag in tags) + r")>(.*?)</\1>", re.DOTALL
-    )
-    match = pattern.search(text)
-    if match is None:
+    found = [(block, tag) for tag in tags if (block := first_block(text, f"<{tag}>", f"</{tag}>")) is not None]
+    if not found:
         return None
-    return TagMatch(match.group(1), match.group(2), match.start(), match.end())
+    block, tag = min(found, key=lambda pair: pair[0].start)
+    return TagMatch(tag, block.content(text), block.start, block.end)
 
 
 def unclosed_tag(text: str, tags: Sequence[str]) -> str | None:
@@ -138,24 +139,20 @@ class Protocol(ABC):
         """A turn ends at the first closing action tag (a search, a browse, an answer)."""
         return tuple(f"</{tag}>" for tag in self.tags.action_tags)
 
-    @property
-    def env_block(self) -> re.Pattern[str]:
-        """Matches one env-written block exactly as ``wrap_observation`` renders it."""
-        return re.compile(re.escape(self.observation_prefix) + ".*?" + re.escape(self.observation_suffix), re.DOTALL)
-
     def split_response(self, response: str) -> list[tuple[str, str]]:
         """Split a finished response into ``("policy" | "env", text)`` turns, in order.
 
         Lets recorded transcripts (another framework's rollouts, teacher data) be
-        replayed turn by turn or masked without the segments that produced them.
+        replayed turn by turn or masked without the segments that produced them. An env
+        block is the observation framing exactly as ``wrap_observation`` renders it.
         """
         turns: list[tuple[str, str]] = []
         position = 0
-        for match in self.env_block.finditer(response):
-            if match.start() > position:
-                turns.append(("policy", response[position : match.start()]))
-            turns.append(("env", match.group(0)))
-            position = match.end()
+        for block in blocks(response, self.observation_prefix, self.observation_suffix):
+            if block.start > position:
+                turns.append(("policy", response[position : block.start]))
+            turns.append(("env", response[block.start : block.end]))
+            position = block.end
         if position < len(response):
             turns.append(("policy", response[position:]))
         return turns
@@ -205,7 +202,12 @@ class Protocol(ABC):
 
     def search_action(self, query: str) -> str:
         """The text of a well-formed search turn (the inverse of ``parse``; used by scripted policies)."""
-        return f"<{self.tags.call}> {query} </{self.tags.call}>"
+        tags = self.tags
+        search_tool = tags.tool(tags.search_tool)
+        if search_tool is None:
+            return f"<{tags.call}> {query} </{tags.call}>"
+        call = {"name": search_tool.name, "arguments": {search_tool.argument: [query]}}
+        return f"<{tags.call}>{json.dumps(call, ensure_ascii=False)}</{tags.call}>"
 
     def answer_action(self, answer: str) -> str:
         """The text of a well-formed final-answer turn."""

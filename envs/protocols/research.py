@@ -1,7 +1,14 @@
-"""ReSearch (arXiv 2503.19470): search inside the reasoning chain.
+"""ReSearch (arXiv 2503.19470): search inside the reasoning chain, as the paper's code runs it.
 
 The model reasons in ``<think>``, asks ``<search>query</search>``, reads the env's
-``<result>…</result>`` and ends with ``<answer>… \\boxed{X} …</answer>``.
+``<result>`` block and ends with ``<answer>… \\boxed{X} …</answer>``. The prompts are
+ReSearch's, character for character (base template and instruct system prompt of
+Agent-RL/ReSearch @3b2fd14), and so is the result framing (`` <result>\\n`` + the
+documents' contents joined by blank lines + ``\\n</result>``). Where we differ: a turn
+also ends at ``</answer>`` (ReSearch lets the model write on to its EOS), an invalid
+turn gets feedback in a result block instead of ending the episode, ``max_turns``
+applies, and the web env adds one sentence offering ``<browse>``. The default reward is
+ReSearch's own (``research``); ``research_strict`` is ours.
 """
 
 from __future__ import annotations
@@ -16,15 +23,35 @@ TAGS = ProtocolTags(
     name="research", think="think", call="search", observation="result", answer="answer", boxed_answer=True, browse="browse"
 )
 
-INSTRUCTIONS = (
-    "Answer the question by reasoning step by step, using a Wikipedia search tool whenever "
-    "you need a fact. Put your reasoning inside <think> </think>. To search, write a query "
-    "inside <search> </search>; the results will then appear inside <result> </result>. You "
-    "may search as often as you need. When you are sure, give the final answer inside "
-    "<answer> </answer>, with the short answer itself in \\boxed{}, for example "
-    "<answer> The capital is \\boxed{Paris} </answer>."
+# The base-model prompt; ``{prompt}`` is the question.
+BASE_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the assistant "
+    "solves it. The assistant first thinks about the reasoning process in the mind and then "
+    "provides the user with the answer. During thinking, the assistant can invoke the wikipedia "
+    "search tool to search for fact information about specific topics if needed. The reasoning "
+    "process and answer are enclosed within <think> </think> and <answer> </answer> tags "
+    "respectively, and the search query and result are enclosed within <search> </search> and "
+    "<result> </result> tags respectively. For example, <think> This is the reasoning process. "
+    "</think> <search> search query here </search> <result> search result here </result> <think> "
+    "This is the reasoning process. </think> <answer> The final answer is \\[ \\boxed{answer here} "
+    "\\] </answer>. In the last part of the answer, the final exact answer is enclosed within "
+    "\\boxed{} with latex format. User: {prompt}. Assistant:"
 )
 
+# The instruct models' system message; the user message is the question.
+SYSTEM_PROMPT = (
+    "You are a helpful assistant that can solve the given question step by step with the help of "
+    "the wikipedia search tool. Given a question, you need to first think about the reasoning "
+    "process in the mind and then provide the answer. During thinking, you can invoke the "
+    "wikipedia search tool to search for fact information about specific topics if needed. The "
+    "reasoning process and answer are enclosed within <think> </think> and <answer> </answer> "
+    "tags respectively, and the search query and result are enclosed within <search> </search> "
+    "and <result> </result> tags respectively. For example, <think> This is the reasoning "
+    "process. </think> <search> search query here </search> <result> search result here "
+    "</result> <think> This is the reasoning process. </think> <answer> The final answer is \\[ "
+    "\\boxed{answer here} \\] </answer>. In the last part of the answer, the final exact answer is "
+    "enclosed within \\boxed{} with latex format."
+)
 
 BROWSE_INSTRUCTIONS = (
     " To read a page from the results, write its URL inside <browse> </browse>; the relevant "
@@ -35,23 +62,15 @@ BROWSE_INSTRUCTIONS = (
 class ResearchProtocol(Protocol):
     tags = TAGS
     default_reward = "research"
-    observation_prefix = "\n<result>\n"
-    observation_suffix = "\n</result>\n"
+    observation_prefix = " <result>\n"
+    observation_suffix = "\n</result>"
 
     def build_prompt(self, question: str, browse: bool = False) -> Prompt:
-        instructions = INSTRUCTIONS + (BROWSE_INSTRUCTIONS if browse else "")
-        text = (
-            "A conversation between a User and an Assistant who answers with the help of a "
-            f"search tool. {instructions}\nUser: {question}\nAssistant:"
-        )
-        messages = [
-            {"role": "system", "content": instructions},
-            {"role": "user", "content": question},
-        ]
-        return Prompt(text=text, messages=messages)
+        extra = BROWSE_INSTRUCTIONS if browse else ""
+        template = BASE_TEMPLATE.replace(" User: {prompt}", extra + " User: {prompt}")
+        messages = [{"role": "system", "content": SYSTEM_PROMPT + extra}, {"role": "user", "content": question}]
+        return Prompt(text=template.replace("{prompt}", question), messages=messages)
 
     def format_results(self, queries: Sequence[str], results: Sequence[Sequence[Document]]) -> str:
-        documents = [document for batch in results for document in batch]
-        if not documents:
-            return "No results found."
-        return "\n\n".join(document.contents for document in documents)
+        """ReSearch's result text: every document's ``contents`` followed by a blank line, stripped."""
+        return "".join(document.contents + "\n\n" for batch in results for document in batch).strip()

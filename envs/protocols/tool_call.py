@@ -1,9 +1,11 @@
-"""Qwen-style tool calling as in DeepResearcher: ``web_search`` and ``web_browse``.
+"""Our Qwen-style tool-calling protocol: ``web_search`` and ``web_browse``.
 
 The model writes ``<tool_call>{"name": "web_search", "arguments": {"query": [..]}}</tool_call>``
 (or ``web_browse`` with ``"url"``); results come back in a tool turn, shown in
 text form as ``<tool_response>…</tool_response>``. The final answer goes in
-``<answer>…</answer>``.
+``<answer>…</answer>``. DeepResearcher's own tool names, argument shapes and framing
+are the ``deepresearcher`` protocol; this one's default reward is our
+``deepresearcher_strict``.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def format_document(index: int, document: Document) -> str:
 
 class ToolCallProtocol(Protocol):
     tags = TAGS
-    default_reward = "deepresearcher"
+    default_reward = "deepresearcher_strict"
     observation_role = "tool"
     observation_prefix = "\n<tool_response>\n"
     observation_suffix = "\n</tool_response>\n"
@@ -68,10 +70,6 @@ class ToolCallProtocol(Protocol):
         text = f"{system}\n\nQuestion: {question}\n"
         messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
         return Prompt(text=text, messages=messages)
-
-    def search_action(self, query: str) -> str:
-        call = {"name": self.tags.search_tool, "arguments": {"query": [query]}}
-        return f"<tool_call>{json.dumps(call, ensure_ascii=False)}</tool_call>"
 
     def format_results(self, queries: Sequence[str], results: Sequence[Sequence[Document]]) -> str:
         sections = []
