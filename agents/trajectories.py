@@ -73,6 +73,8 @@ class Trajectory:
     prompt: str
     messages: list[dict[str, str]]
     turns: list[Turn]
+    # The env's reward for the episode, when it was played (None for recorded text).
+    reward: float | None = None
 
     @classmethod
     def from_transcript(cls, transcript: str, segments: Sequence[dict[str, Any]], messages: list[dict[str, str]] | None = None) -> Trajectory:

@@ -117,7 +117,7 @@ def sampled_episodes(model_path: str, questions: int, per_group: int, seed: int)
 
 
 def oracle_episodes(tokenizer: Any, questions: int, per_group: int) -> list[Episode]:
-    """``per_group`` copies per question of the scripted oracle's episode, scored by the env's reward function."""
+    """``per_group`` copies per question of the scripted oracle's episode, with the env's reward."""
     env = gym.make(ENV_ID, **DEMO_ENV_KWARGS).unwrapped
     encoder = TurnEncoder(tokenizer, "text")
     trajectories = collect_oracle_trajectories(env, questions, OraclePolicy(env.protocol))
@@ -125,8 +125,7 @@ def oracle_episodes(tokenizer: Any, questions: int, per_group: int) -> list[Epis
     for question, trajectory in enumerate(trajectories):
         ids, mask = encode_trajectory(trajectory, encoder, tokenizer.eos_token_id)
         prompt = len(encoder.encode_prompt(trajectory.prompt, trajectory.messages))
-        response = "".join(turn.text for turn in trajectory.turns)
-        reward = env.reward_fn(response, list(env.questions[question].golden_answers), env.protocol.name).reward
+        reward = trajectory.reward
         for _ in range(per_group):
             episodes.append(Episode(
                 group_id=question, prompt_ids=ids[:prompt], response_ids=ids[prompt:], loss_mask=mask[prompt:],

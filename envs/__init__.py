@@ -15,7 +15,7 @@ by the code paths that need them.
 from deepresearch.envs.core import EnvConfig, SearchEnv
 from deepresearch.envs.datasets import QAItem, load_qa
 from deepresearch.envs.documents import Document, read_corpus
-from deepresearch.envs.protocols import PROTOCOLS, Action, Prompt, Protocol, get_protocol
+from deepresearch.envs.protocols import PROTOCOLS, Action, DeepResearcherProtocol, Prompt, PromptTemplate, Protocol, get_protocol
 from deepresearch.envs.question_env import QuestionEnv, as_question_env, end_episode_early, question_count, question_reset
 from deepresearch.envs.retrieval import (
     BM25Config,
@@ -37,6 +37,7 @@ __all__ = [
     "BM25Retriever",
     "DenseConfig",
     "DenseRetriever",
+    "DeepResearcherProtocol",
     "Document",
     "EnvConfig",
     "IndexDirError",
@@ -44,6 +45,7 @@ __all__ = [
     "PROTOCOLS",
     "PageResult",
     "Prompt",
+    "PromptTemplate",
     "Protocol",
     "QAItem",
     "QuestionEnv",

@@ -31,13 +31,14 @@ from deepresearch.agents.train.demo import (
     demo_grpo_config,
     demo_warm_start,
 )
+from deepresearch.envs import PROTOCOLS
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="HF id or path (default: the tiny local model)")
     parser.add_argument("--env-id", default="DeepResearch-Wiki-v0")
-    parser.add_argument("--protocol", default=None, choices=["research", "search_r1", "tool_call"])
+    parser.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS))
     parser.add_argument("--dataset", default=None, help="QA file for the env (default: the demo world)")
     parser.add_argument("--env-kwargs", default="{}", help="extra env kwargs as JSON")
     parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "hf"])

@@ -20,13 +20,14 @@ import gymnasium as gym
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.agents import RolloutConfig, default_tiny_model
 from deepresearch.agents.adapters.trl import TRLRolloutAdapter, env_reward
+from deepresearch.envs import PROTOCOLS
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="HF id or path (default: the tiny local model)")
     parser.add_argument("--env-id", default="DeepResearch-Wiki-v0")
-    parser.add_argument("--protocol", default="research", choices=["research", "search_r1", "tool_call"])
+    parser.add_argument("--protocol", default="research", choices=sorted(PROTOCOLS))
     parser.add_argument("--env-kwargs", default="{}", help="extra env kwargs as JSON (corpus, dataset, ...)")
     parser.add_argument("--questions", type=int, default=64, help="training questions taken from the env's dataset")
     parser.add_argument("--group-size", type=int, default=4)

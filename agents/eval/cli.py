@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deepresearch.agents.eval.harness import load_dataset, run_evaluation, write_table
+from deepresearch.envs import PROTOCOLS
 
 POLICIES = ("auto", "model", "endpoint", "replay")
 
@@ -34,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, help="first N questions of each dataset")
     parser.add_argument("--env-id", default="DeepResearch-Wiki-v0")
-    parser.add_argument("--protocol", default="research", choices=["research", "search_r1", "tool_call"])
+    parser.add_argument("--protocol", default="research", choices=sorted(PROTOCOLS))
     parser.add_argument("--corpus", help="corpus .jsonl or saved index dir (Wiki env)")
     parser.add_argument(
         "--retriever", default=None, help="bm25 or dense (Wiki env); default: a saved index's own kind, bm25 for a .jsonl"

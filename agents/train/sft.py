@@ -37,7 +37,8 @@ class SFTConfig:
 
 
 def collect_oracle_trajectories(env: Any, count: int, policy: Any) -> list[Trajectory]:
-    """Run a scripted policy (``reset(info)`` / ``act()``) for ``count`` episodes of ``env``."""
+    """Run a scripted policy (``reset(info)`` / ``act()``) for ``count`` episodes of ``env``,
+    each trajectory carrying the env's reward."""
     trajectories = []
     for index in range(count):
         prompt, info = env.reset(options={"index": index})
@@ -45,9 +46,10 @@ def collect_oracle_trajectories(env: Any, count: int, policy: Any) -> list[Traje
         trajectory = Trajectory(prompt=prompt, messages=info.get("messages", []), turns=[])
         while True:
             action = policy.act()
-            observation, _, terminated, truncated, info = env.step(action)
+            observation, reward, terminated, truncated, info = env.step(action)
             trajectory.turns.append(Turn("policy", action))
             if terminated or truncated:
+                trajectory.reward = float(reward)
                 break
             trajectory.turns.append(Turn("env", observation, info.get("new_messages") or []))
         trajectories.append(trajectory)

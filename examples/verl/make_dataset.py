@@ -15,14 +15,14 @@ import argparse
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deepresearch.envs import get_protocol, load_qa
+from deepresearch.envs import PROTOCOLS, get_protocol, load_qa
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--qa", required=True, help="QA file or folder (FlashRAG jsonl, HotpotQA, MuSiQue, 'demo')")
     parser.add_argument("--split", default="train")
-    parser.add_argument("--protocol", default="search_r1", choices=["research", "search_r1", "tool_call"])
+    parser.add_argument("--protocol", default="search_r1", choices=sorted(PROTOCOLS))
     parser.add_argument("--limit", type=int)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
