@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
+from deepresearch.agents.adapters.rows import reset_options
 from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids
 from deepresearch.agents.rollout.engines.base import Generation, SamplingConfig
 from deepresearch.agents.rollout.runner import Episode
@@ -164,9 +165,4 @@ def dropped_episode(prompt_ids: list[int], eos_token_id: int, reason: str) -> Ep
 def question_from_row(row: dict[str, Any]) -> dict[str, Any]:
     """Reset options from a verl dataset row: ``extra_info.question``/``golden_answers``, else the
     last user message and ``reward_model.ground_truth``."""
-    extra = row.get("extra_info") or {}
-    question = extra.get("question") or next(m["content"] for m in reversed(list(row["raw_prompt"])) if m["role"] == "user")
-    golds = extra.get("golden_answers") or (row.get("reward_model") or {}).get("ground_truth") or []
-    golds = [golds] if isinstance(golds, str) else [str(g) for g in golds]
-    return {"id": str(extra.get("id", extra.get("index", "verl"))), "question": str(question), "golden_answers": golds}
-
+    return reset_options(row.get("extra_info"), row["raw_prompt"], (row.get("reward_model") or {}).get("ground_truth"), "verl")

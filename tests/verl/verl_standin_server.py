@@ -116,6 +116,7 @@ class TokenServer:
         async with self._lock:
             self.engine.sync_weights(named_tensors.items())
         self.weight_syncs.append(global_steps)
+        print(f"stand-in server: loaded {len(named_tensors)} tensors from the trainer (global step {global_steps})", flush=True)
 
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests, "weight_syncs": self.weight_syncs}
