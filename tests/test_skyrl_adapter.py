@@ -14,6 +14,7 @@ import pytest
 
 skyrl_gym = pytest.importorskip("skyrl_gym", reason="install the skyrl extra: pip install -e '.[skyrl]'")
 
+from agents_helpers import mask_runs  # noqa: E402
 from skyrl_gym.envs.base_text_env import BaseTextEnv  # noqa: E402
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, default_tiny_model, make_engine, run_rollouts  # noqa: E402
@@ -92,16 +93,6 @@ def skyrl_single_turn_episode(env: DeepResearchTextEnv, prompt: list, engine) ->
         response += policy_ids + obs_ids
     env.close()
     return prompt_ids, turns, mask, total
-
-
-def mask_runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
-    runs: list[tuple[int, list[int]]] = []
-    for token, flag in zip(ids, mask):
-        if runs and runs[-1][0] == flag:
-            runs[-1][1].append(token)
-        else:
-            runs.append((flag, [token]))
-    return runs
 
 
 @pytest.mark.slow

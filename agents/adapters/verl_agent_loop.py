@@ -70,7 +70,7 @@ class DeepResearchAgentLoop(AgentLoopBase):
 
         response_length = int(self.rollout_config.response_length)
         config = RolloutConfig(
-            max_new_tokens_per_turn=self.max_new_tokens_per_turn,
+            max_new_tokens_per_turn=min(self.max_new_tokens_per_turn, response_length),  # a turn fits the episode's budget
             max_response_tokens=response_length,
             temperature=float(sampling_params.get("temperature", 1.0)),
             top_p=float(sampling_params.get("top_p", 1.0)),

@@ -26,7 +26,8 @@ pytest.importorskip("verl", reason="verl lives in its own venv: `make verl-env`,
 import gymnasium as gym  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
-from conftest import WORKER_ENV, example_agent_loop, write_demo_dataset  # noqa: E402
+from agents_helpers import mask_runs  # noqa: E402
+from verl_harness import WORKER_ENV, example_agent_loop, write_demo_dataset  # noqa: E402
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, make_engine, run_rollouts  # noqa: E402
 from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids  # noqa: E402
@@ -110,17 +111,6 @@ def samples(output: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def mask_runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
-    """Maximal runs of equal mask value: [(mask, ids), ...]."""
-    runs: list[tuple[int, list[int]]] = []
-    for token, flag in zip(ids, mask):
-        if runs and runs[-1][0] == flag:
-            runs[-1][1].append(token)
-        else:
-            runs.append((flag, [token]))
-    return runs
 
 
 def replay_in_the_env(sample: dict[str, Any], tokenizer: Any) -> SimpleNamespace:

@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("verl", reason="verl lives in its own venv: `make verl-env`, then `make test-verl`")
 
-from conftest import WORKER_ENV, example_agent_loop, write_demo_dataset  # noqa: E402
+from verl_harness import WORKER_ENV, example_agent_loop, write_demo_dataset  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
