@@ -86,7 +86,7 @@ class DeepResearchEnv(vf.Env[DeepResearchEnvConfig]):
 
     async def run(self, task: DeepResearchTask, agents: Any) -> None:
         data = task.data
-        env = gym.make(data.env_id, **data.env_kwargs)
+        env = await asyncio.to_thread(gym.make, data.env_id, **data.env_kwargs)  # may load an index: off the event loop
         options = {"id": data.id, "question": data.question, "golden_answers": list(data.golden_answers)}
         await asyncio.to_thread(env.reset, options=options)
         reward, components, finished = 0.0, {}, False

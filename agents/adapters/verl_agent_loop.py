@@ -62,7 +62,8 @@ class DeepResearchAgentLoop(AgentLoopBase):
         self.server_dialect = check_server_dialect(self.rollout_config.name if server_dialect == "auto" else server_dialect)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
-        env = gym.make(self.env_id, **self.env_kwargs)
+        # Off the event loop: the first make in a process loads the env's index (cached per process after).
+        env = await asyncio.to_thread(gym.make, self.env_id, **self.env_kwargs)
 
         async def agenerate(prompt_ids: list[int], params: dict[str, Any]) -> Any:
             request = {**sampling_params, **params}
