@@ -59,10 +59,10 @@ $(VERL_STAMP): pyproject.toml
 	$(VERL_PY) -m pip install --quiet torch==2.13.0 -e ".[verl]" pytest
 	touch $@
 
-# Our agent loop inside verl's own agent-loop manager, reward loop and GRPO trainer on CPU
-# (only the rollout server is stood in for: tests/verl/README.md).
+# Our agent loop inside verl's own agent-loop manager and GRPO trainer on CPU
+# (only the rollout server and the accelerator are stood in for: docs/adapters.md, section 3).
 test-verl: $(VERL_STAMP)
-	$(VERL_PY) -m pytest -q -m "slow or not slow" tests/verl $(ARGS)
+	$(VERL_PY) -m pytest -q -m "slow or not slow" tests/in_verl $(ARGS)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,5 +1,5 @@
 """verl integration, the verl-free half: the async-server bridge, sampling-parameter dialects and
-the output fields. The agent loop itself runs inside verl in tests/verl/ (``make test-verl``)."""
+the output fields. The agent loop itself runs inside verl in tests/in_verl/ (``make test-verl``)."""
 
 from __future__ import annotations
 

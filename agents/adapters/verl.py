@@ -13,7 +13,7 @@ reward (:func:`agent_output_fields`).
 
 This module never imports verl; the agent-loop class that does lives in
 ``deepresearch.agents.adapters.verl_agent_loop`` (named in verl's agent-loop YAML) and
-is tested inside verl 0.9.1 by ``make test-verl`` (tests/verl/).
+is tested inside verl 0.9.1 by ``make test-verl`` (tests/in_verl/).
 """
 
 from __future__ import annotations

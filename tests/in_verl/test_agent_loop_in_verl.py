@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("verl", reason="verl lives in its own venv: `make verl-env`, then `make test-verl`")
+pytest.importorskip("verl.experimental.agent_loop", reason="verl lives in its own venv: `make verl-env`, then `make test-verl`")
 
 import gymnasium as gym  # noqa: E402
 import ray  # noqa: E402

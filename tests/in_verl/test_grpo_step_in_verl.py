@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("verl", reason="verl lives in its own venv: `make verl-env`, then `make test-verl`")
+pytest.importorskip("verl.experimental.agent_loop", reason="verl lives in its own venv: `make verl-env`, then `make test-verl`")
 
 from verl_harness import WORKER_ENV, example_agent_loop, write_demo_dataset  # noqa: E402
 
