@@ -27,7 +27,7 @@ import gymnasium as gym  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
 from agents_helpers import mask_runs  # noqa: E402
-from verl_harness import WORKER_ENV, example_agent_loop, write_demo_dataset  # noqa: E402
+from verl_harness import WORKER_ENV, example_agent_loop, tiny_model_path, write_demo_dataset  # noqa: E402
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, make_engine, run_rollouts  # noqa: E402
 from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids  # noqa: E402
@@ -69,13 +69,14 @@ def load_batch(config: Any, parquet: Path, tokenizer: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def verl_rollout(tiny_model: str, tmp_path_factory: pytest.TempPathFactory):
+def verl_rollout(tmp_path_factory: pytest.TempPathFactory):
     from transformers import AutoTokenizer
     from verl.experimental.agent_loop import AgentLoopManager
     from verl.workers.rollout.llm_server import LLMServerClient
     from verl.workers.rollout.router import get_router_handle
     from verl_standin_server import TokenServer
 
+    tiny_model = tiny_model_path()
     folder = tmp_path_factory.mktemp("verl")
     agent_loop_yaml = example_agent_loop(folder / "agent_loop.yaml", env_kwargs=ENV_KWARGS, max_new_tokens_per_turn=TOKENS_PER_TURN)
     config = verl_config(tiny_model, agent_loop_yaml)
@@ -86,7 +87,7 @@ def verl_rollout(tiny_model: str, tmp_path_factory: pytest.TempPathFactory):
         client = LLMServerClient(config=config, load_balancer_handle=get_router_handle(servers={"standin:0": server}))
         manager = AgentLoopManager.create(config=config, llm_client=client)
         parquet = write_demo_dataset(folder / "demo.parquet", QUESTIONS)
-        yield SimpleNamespace(config=config, client=client, server=server, manager=manager, tokenizer=tokenizer, parquet=parquet, folder=folder)
+        yield SimpleNamespace(model=tiny_model, config=config, client=client, server=server, manager=manager, tokenizer=tokenizer, parquet=parquet, folder=folder)
     finally:
         ray.shutdown()
 
@@ -139,14 +140,14 @@ def replay_in_the_env(sample: dict[str, Any], tokenizer: Any) -> SimpleNamespace
     return SimpleNamespace(reward=reward, messages=messages, untokenized=untokenized, response_text=step_info["transcript"][prompt_end:])
 
 
-def test_a_greedy_rollout_through_verl_equals_our_engine_token_for_token(verl_rollout, tiny_model):
+def test_a_greedy_rollout_through_verl_equals_our_engine_token_for_token(verl_rollout):
     batch = load_batch(verl_rollout.config, verl_rollout.parquet, verl_rollout.tokenizer)
     batch.meta_info.update(validate=True, global_steps=0)  # verl's validation sampling: temperature 0
     output = verl_rollout.manager.generate_sequences(batch)
     rows = samples(output)
     assert len(rows) == QUESTIONS
 
-    engine = make_engine("hf", tiny_model)
+    engine = make_engine("hf", verl_rollout.model)
     encoder = TurnEncoder.for_tokenizer(engine.tokenizer)
     config = RolloutConfig(max_new_tokens_per_turn=TOKENS_PER_TURN, max_response_tokens=RESPONSE_LENGTH, temperature=0.0)
     for row in rows:
@@ -164,14 +165,14 @@ def test_a_greedy_rollout_through_verl_equals_our_engine_token_for_token(verl_ro
         assert all(len(ids) <= TOKENS_PER_TURN for flag, ids in mask_runs(row["response_ids"], row["response_mask"]) if flag)
 
 
-def test_a_sampled_rollout_masks_scores_and_decodes_exactly_what_the_env_wrote(verl_rollout, tiny_model):
+def test_a_sampled_rollout_masks_scores_and_decodes_exactly_what_the_env_wrote(verl_rollout):
     from transformers import AutoModelForCausalLM
 
     batch = load_batch(verl_rollout.config, verl_rollout.parquet, verl_rollout.tokenizer).repeat(2, interleave=True)
     batch.meta_info.update(validate=False, global_steps=1)  # rollout.temperature 1.0, as in training
     output = verl_rollout.manager.generate_sequences(batch)
     tokenizer = verl_rollout.tokenizer
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(verl_rollout.model, dtype=torch.float32).eval()
     for row in samples(output):
         replay = replay_in_the_env(row, tokenizer)
         # The prompt is the env's chat messages through the model's template, untouched.
@@ -202,11 +203,11 @@ def test_the_server_got_requests_vllm_accepts_with_logprobs_on(verl_rollout):
         assert params["max_tokens"] <= TOKENS_PER_TURN and params["stop"] == list(info["stop"])
 
 
-def test_a_prompt_longer_than_verls_prompt_length_is_filtered_or_named(verl_rollout, tiny_model):
+def test_a_prompt_longer_than_verls_prompt_length_is_filtered_or_named(verl_rollout):
     from verl.experimental.agent_loop import AgentLoopManager
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    short = verl_config(tiny_model, verl_rollout.folder / "agent_loop.yaml", prompt_length=64)
+    short = verl_config(verl_rollout.model, verl_rollout.folder / "agent_loop.yaml", prompt_length=64)
     # The converter wrote the env's own prompt into the dataset, so verl's length filter drops every row...
     short.data.filter_overlong_prompts = True
     assert len(RLHFDataset(data_files=[str(verl_rollout.parquet)], tokenizer=verl_rollout.tokenizer, config=short.data)) == 0

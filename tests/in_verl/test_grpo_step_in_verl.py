@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("verl.experimental.agent_loop", reason="verl lives in its own venv: `make verl-env`, then `make test-verl`")
 
-from verl_harness import WORKER_ENV, example_agent_loop, write_demo_dataset  # noqa: E402
+from verl_harness import WORKER_ENV, example_agent_loop, tiny_model_path, write_demo_dataset  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def metrics_of_step(output: str, step: int) -> dict[str, float]:
     return metrics
 
 
-def test_verl_trains_a_grpo_step_on_cpu_with_our_env(tiny_model, tmp_path):
+def test_verl_trains_a_grpo_step_on_cpu_with_our_env(tmp_path):
     dataset = write_demo_dataset(tmp_path / "train.parquet", limit=2)
     agent_loop = example_agent_loop(
         tmp_path / "agent_loop.yaml", env_kwargs={"protocol": "search_r1", "max_turns": 3}, max_new_tokens_per_turn=24, server_dialect="vllm"
@@ -47,7 +47,7 @@ def test_verl_trains_a_grpo_step_on_cpu_with_our_env(tiny_model, tmp_path):
         "algorithm.adv_estimator=grpo", "algorithm.use_kl_in_reward=False", "trainer.use_v1=false",
         f"data.train_files={dataset}", f"data.val_files={dataset}", "data.train_batch_size=2",
         "data.max_prompt_length=192", "data.max_response_length=96", "data.dataloader_num_workers=0",
-        f"actor_rollout_ref.model.path={tiny_model}", "actor_rollout_ref.model.use_remove_padding=false",
+        f"actor_rollout_ref.model.path={tiny_model_path()}", "actor_rollout_ref.model.use_remove_padding=false",
         "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",  # no FlashAttention on CPU
         "actor_rollout_ref.actor.strategy=fsdp2", "actor_rollout_ref.ref.strategy=fsdp2",  # FSDP1 needs an accelerator
         "actor_rollout_ref.actor.use_kl_loss=False", "actor_rollout_ref.actor.ppo_mini_batch_size=2",

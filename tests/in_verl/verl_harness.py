@@ -25,6 +25,14 @@ WORKER_ENV = {
 }
 
 
+def tiny_model_path() -> str:
+    """The tiny offline model (built once per machine, then cached). Not a conftest fixture:
+    a second conftest.py here would shadow tests/conftest.py for modules importing from it."""
+    from deepresearch.agents import default_tiny_model
+
+    return str(default_tiny_model())
+
+
 def write_demo_dataset(out: Path, limit: int) -> Path:
     """verl's RL parquet for the demo world's questions, by our converter (examples/verl/make_dataset.py)."""
     command = [sys.executable, str(EXAMPLES / "make_dataset.py"), "--qa", "demo", "--protocol", "search_r1", "--limit", str(limit), "--out", str(out)]
