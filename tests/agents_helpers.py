@@ -106,3 +106,14 @@ class HalfRightEngine(FixedOutputEngine):
             logprobs = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(ids)[:, None])[:, 0].tolist()
             outputs.append(Generation(token_ids=ids, logprobs=logprobs, text="", finish_reason="stop"))
         return outputs
+
+
+def mask_runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
+    """Maximal runs of equal mask value, ``[(mask, ids), ...]``: policy turns and env text in order."""
+    runs: list[tuple[int, list[int]]] = []
+    for token, flag in zip(ids, mask):
+        if runs and runs[-1][0] == flag:
+            runs[-1][1].append(token)
+        else:
+            runs.append((flag, [token]))
+    return runs

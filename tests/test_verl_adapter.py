@@ -1,4 +1,5 @@
-"""verl integration, tested as far as it runs without verl: the async-server bridge and the output fields."""
+"""verl integration, the verl-free half: the async-server bridge, sampling-parameter dialects and
+the output fields. The agent loop itself runs inside verl in tests/in_verl/ (``make test-verl``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from types import SimpleNamespace
 import pytest
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, default_tiny_model, make_engine, run_rollouts
-from deepresearch.agents.adapters.verl import AsyncServerEngine, agent_output_fields, question_from_row
+from deepresearch.agents.adapters.verl import (
+    AsyncServerEngine,
+    PromptTooLongError,
+    agent_output_fields,
+    dropped_episode,
+    question_from_row,
+    server_sampling_params,
+)
 from deepresearch.agents.rollout.engines.base import SamplingConfig
 from deepresearch.envs import make_wiki_env
 
@@ -35,7 +43,7 @@ def token_server(engine):
     """verl's server contract (async; sampling params dict in; ``token_ids``/``log_probs`` out) over our engine."""
 
     async def agenerate(prompt_ids, params):
-        assert params["include_stop_str_in_output"] is True
+        assert params["include_stop_str_in_output"] is True and params["logprobs"] is True
         sampling = SamplingConfig(max_new_tokens=params["max_tokens"], temperature=params["temperature"], stop=tuple(params["stop"]))
         generation = (await asyncio.to_thread(engine.generate, [prompt_ids], sampling))[0]
         return SimpleNamespace(token_ids=generation.token_ids, log_probs=generation.logprobs)
@@ -59,7 +67,7 @@ def test_episodes_through_the_async_server_bridge_equal_direct_ones(hf_engine, e
         assert (a.response_ids, a.loss_mask, a.reward, a.turns) == (b.response_ids, b.loss_mask, b.reward, b.turns)
         assert b.rollout_logprobs == pytest.approx(a.rollout_logprobs, abs=1e-5)
 
-    fields = agent_output_fields(bridged[0], response_length=20)
+    fields = agent_output_fields(bridged[0], prompt_length=len(bridged[0].prompt_ids), response_length=20)
     assert fields["response_mask"] == bridged[0].loss_mask[:20] and len(fields["response_ids"]) == len(fields["response_logprobs"]) <= 20
     assert fields["reward_score"] == bridged[0].reward and fields["num_turns"] == 1 + 2 * bridged[0].turns
     assert 0 in bridged[0].loss_mask  # env text (format feedback to the untrained policy) is masked for verl too
@@ -72,10 +80,40 @@ def test_question_from_a_verl_dataset_row():
     assert question_from_row(row) == {"id": "7", "question": "Where?", "golden_answers": ["Oslo", "Christiania"]}
 
 
-def test_the_verl_agent_loop_registers_when_verl_imports():
-    pytest.importorskip("verl.experimental.agent_loop.agent_loop", reason="verl not importable here (needs ray, hydra, transformers<5.11)")
-    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+def test_a_prompt_longer_than_verls_prompt_length_is_a_clear_error():
+    episode = dropped_episode([5] * 30, eos_token_id=2, reason="x")
+    assert len(agent_output_fields(episode, prompt_length=30, response_length=8)["prompt_ids"]) == 30
+    with pytest.raises(PromptTooLongError, match=r"30 tokens but verl's rollout.prompt_length is 29: raise data.max_prompt_length"):
+        agent_output_fields(episode, prompt_length=29, response_length=8)
 
-    from deepresearch.agents.adapters.verl_agent_loop import DeepResearchAgentLoop
 
-    assert _agent_loop_registry["deepresearch_env"]["_target_"].endswith(DeepResearchAgentLoop.__qualname__)
+def test_a_dropped_episode_keeps_the_batch_shape_without_gradient():
+    fields = agent_output_fields(dropped_episode([7, 8, 9], eos_token_id=2, reason="decoded response differs"), 16, 8)
+    assert (fields["prompt_ids"], fields["response_ids"], fields["response_mask"], fields["reward_score"]) == ([7, 8, 9], [2], [0], 0.0)
+    assert fields["extra_fields"]["finish_reason"] == "dropped: decoded response differs"
+
+
+SAMPLING = SamplingConfig(max_new_tokens=12, temperature=0.7, top_p=0.9, top_k=5, stop=("</search>",), seed=3)
+
+
+def test_sampling_params_in_sglang_names():
+    params = server_sampling_params(SAMPLING, {2, 0}, "sglang")
+    assert params == {
+        "max_new_tokens": 12, "temperature": 0.7, "top_p": 0.9, "top_k": 5, "logprobs": True, "stop": ["</search>"],
+        "stop_token_ids": [0, 2], "no_stop_trim": True, "sampling_seed": 3,
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_accepts_the_sampling_params_as_verls_server_passes_them():
+    """verl's vLLM server pops ``max_tokens`` and ``logprobs`` (truthy -> 0: the sampled token's
+    logprob) and hands the rest to ``vllm.SamplingParams``, which rejects unknown names."""
+    vllm = pytest.importorskip("vllm")
+    params = server_sampling_params(SAMPLING, {2, 0}, "vllm")
+    params.update(repetition_penalty=1.0)  # what verl's worker adds
+    max_tokens = params.pop("max_tokens")
+    params["logprobs"] = 0 if params.pop("logprobs") else None
+    sampling = vllm.SamplingParams(max_tokens=max_tokens, **params)
+    assert (sampling.max_tokens, sampling.logprobs, sampling.include_stop_str_in_output, sampling.seed) == (12, 0, True, 3)
+    assert (sampling.stop, sampling.stop_token_ids, sampling.top_k) == (["</search>"], [0, 2], 5)

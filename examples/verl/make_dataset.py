@@ -1,9 +1,11 @@
 """Write a verl RL dataset (parquet) from any QA file our loaders read.
 
-Each row carries the env's own prompt as ``prompt`` (chat messages, so verl's
-length filter sees the real prompt), ``data_source``, ``reward_model.ground_truth``
-and ``extra_info`` with the question and gold answers, which the
-``deepresearch_env`` agent loop uses to pose the question to the env.
+Each row carries the env's own prompt as ``prompt`` (chat messages, so with
+``data.filter_overlong_prompts=True`` verl measures the prompt the env will really
+send and drops rows longer than ``data.max_prompt_length`` when the dataset loads,
+instead of the agent loop failing on them), ``data_source``, ``reward_model.ground_truth`` and ``extra_info``
+with verl's ``index`` and the question and gold answers, which the ``deepresearch_env``
+agent loop uses to pose the question to the env.
 
     python examples/verl/make_dataset.py --qa ../shared/data/qa/nq.jsonl --protocol search_r1 --out nq_train.parquet
 """
@@ -34,9 +36,9 @@ def main() -> None:
             "prompt": protocol.build_prompt(item.question).messages,
             "agent_name": "deepresearch_env",
             "reward_model": {"style": "rule", "ground_truth": list(item.golden_answers)},
-            "extra_info": {"id": item.id, "question": item.question, "golden_answers": list(item.golden_answers)},
+            "extra_info": {"index": index, "id": item.id, "question": item.question, "golden_answers": list(item.golden_answers)},
         }
-        for item in load_qa(args.qa, split=args.split, limit=args.limit)
+        for index, item in enumerate(load_qa(args.qa, split=args.split, limit=args.limit))
     ]
     pq.write_table(pa.Table.from_pylist(rows), args.out)
     print(f"{len(rows)} rows -> {args.out}")
