@@ -12,6 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
+from agents_helpers import FixedOutputEngine
 from test_engines_hf import forward_logprobs
 
 import deepresearch  # noqa: F401
@@ -146,14 +147,12 @@ def test_greedy_matches_transformers_and_again_after_syncing_a_perturbed_copy(en
     assert [g.token_ids for g in engine.generate(prompts, GREEDY)] == [g.token_ids for g in before]
 
 
-class SearchThenAnswerEngine:
+class SearchThenAnswerEngine(FixedOutputEngine):
     """Searches the question, then answers: right in even batch slots, wrong in odd ones, so
     each group of two gets rewards 1 and 0. Logprobs come from the model being trained."""
 
-    def __init__(self, model, tokenizer, end_of_turn_ids: frozenset[int], golds: dict[str, str], protocol) -> None:
-        self.model, self.tokenizer, self.end_of_turn_ids = model, tokenizer, end_of_turn_ids
-        self.golds, self.protocol = golds, protocol
-        self.max_model_len = None
+    def __init__(self, model, tokenizer, golds: dict[str, str], protocol) -> None:
+        self.model, self.tokenizer, self.golds, self.protocol = model, tokenizer, golds, protocol
 
     def generate(self, prompts, sampling):
         outputs = []
@@ -168,15 +167,6 @@ class SearchThenAnswerEngine:
             outputs.append(Generation(ids, forward_logprobs(self.model, prompt, ids).tolist(), text, "stop"))
         return outputs
 
-    def sync_weights(self, named_tensors) -> None:
-        pass
-
-    def sleep(self) -> None:
-        pass
-
-    def wake(self) -> None:
-        pass
-
 
 @pytest.mark.parametrize("lora_rank", [8, 0], ids=["lora", "full"])
 def test_one_grpo_step_on_real_episodes(engine, reference, wiki, prompts, smollm2, lora_rank):
@@ -185,7 +175,7 @@ def test_one_grpo_step_on_real_episodes(engine, reference, wiki, prompts, smollm
     envs = [wiki("search_r1", top_k=1, max_observation_chars=600, max_turns=3) for _ in range(4)]
     questions = [envs[0].unwrapped.questions[index] for index in (0, 1)]
     golds = {item.question: item.golden_answers[0] for item in questions}
-    scripted = SearchThenAnswerEngine(model, tokenizer, engine.end_of_turn_ids, golds, protocol)
+    scripted = SearchThenAnswerEngine(model, tokenizer, golds, protocol)
     encoder = TurnEncoder.for_tokenizer(tokenizer)
     resets = [{"options": {"index": slot // 2}} for slot in range(4)]
     episodes, stats = run_rollouts(scripted, envs, resets, [slot // 2 for slot in range(4)], RolloutConfig(max_response_tokens=1024), encoder)
