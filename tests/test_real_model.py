@@ -83,10 +83,11 @@ def test_deepresearch_eval_on_nq_through_the_cli(smollm2_gguf: Path, shared_data
         sys.executable, "-m", "deepresearch.cli", "eval", "--model", str(smollm2_gguf), "--engine", "hf",
         "--protocol", "search_r1", "--corpus", str(shared_data / "wiki18_sample" / "passages.jsonl"),
         "--dataset", "nq", "--data-dir", str(shared_data / "qa"), "--limit", "20", "--batch-size", "20",
-        "--max-turns", "2", "--max-new-tokens", "48", "--max-response-tokens", "768", "--top-k", "2",
+        "--max-turns", "2", "--max-new-tokens", "32", "--max-response-tokens", "768", "--top-k", "2",
         "--out", str(out), "--quiet",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    # The timeout only guards against a hang: a loaded 2-core machine can take many minutes.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(records) == 20 and {r["dataset"] for r in records} == {"nq"}

@@ -213,10 +213,11 @@ def test_one_grpo_step_on_real_episodes(engine, reference, wiki, prompts, smollm
     assert changed and (lora_rank == 0 or all("layers" in name for name in changed))
 
     # The engine sees the new weights: its logprobs are the trained model's, not the old ones.
-    old = engine.generate(prompts, GREEDY)
+    prompts, short = prompts[:4], SamplingConfig(max_new_tokens=16, temperature=0)
+    old = engine.generate(prompts, short)
     try:
         engine.sync_weights(after.items())
-        new = engine.generate(prompts, GREEDY)
+        new = engine.generate(prompts, short)
     finally:
         engine.sync_weights(reference.model.state_dict().items())
     model.eval()
