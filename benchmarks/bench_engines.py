@@ -1,4 +1,4 @@
-"""Rollout throughput of the vLLM engine vs the transformers engine on the tiny model; prints JSON.
+"""Rollout throughput of the vLLM engine vs the transformers engine (tiny model, or ``--model``); prints JSON.
 
 Both engines generate 32 sequences (temperature 1, up to 128 new tokens, no stop
 strings) from the same chat-templated demo questions, in one process. The
@@ -8,7 +8,7 @@ whole process when it starts. Each engine gets one warm-up call, then
 generation only: multi-turn episodes (env steps between turns) are measured
 with the rollout code, not here.
 
-    .venv/bin/python benchmarks/bench_engines.py [--rounds 3] [--enforce-eager]
+    .venv/bin/python benchmarks/bench_engines.py [--rounds 3] [--enforce-eager] [--model X.gguf]
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
 
 import torch
 
-from deepresearch.agents.models.loading import default_tiny_model
+from deepresearch.agents.models.demo_model import default_tiny_model
+from deepresearch.agents.models.gguf import resolve_model_source
 from deepresearch.agents.rollout.engines import SamplingConfig, make_engine
 from deepresearch.agents.rollout.engines.base import RolloutEngine
 from deepresearch.data import demo_questions_path
@@ -68,9 +69,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--enforce-eager", action="store_true", help="skip vLLM's torch.compile warm-up")
+    parser.add_argument("--model", help="model directory or .gguf file (default: the demo's tiny model)")
     args = parser.parse_args()
 
-    model_path = default_tiny_model()
+    model_path = resolve_model_source(args.model) if args.model else default_tiny_model()
     start = time.perf_counter()
     hf = make_engine("hf", model_path)
     hf_load_s = time.perf_counter() - start

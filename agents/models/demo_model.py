@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepresearch.agents.models.tiny import TinyModelConfig, build_tiny_model, default_cache_root
+from deepresearch.agents.models.build_cache import default_cache_root
+from deepresearch.agents.models.tiny import TinyModelConfig, build_tiny_model
 from deepresearch.data import demo_corpus_path, demo_questions_path
 from deepresearch.envs import PROTOCOLS
 from deepresearch.envs.documents import Document

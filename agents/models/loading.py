@@ -1,5 +1,5 @@
-"""Loading a policy to train: a Hugging Face id or path, fp32, optional LoRA; and its
-weights under the names an inference engine expects."""
+"""Loading a policy to train: a Hugging Face id or path (or a GGUF file, converted once),
+fp32, optional LoRA; and its weights under the names an inference engine expects."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from deepresearch.agents.models.gguf import resolve_model_source
 
 
 def resolve_device(device: str) -> torch.device:
@@ -22,14 +24,20 @@ def load_policy(
     lora_rank: int = 0,
     lora_alpha: int = 32,
     gradient_checkpointing: bool = False,
+    gguf_file: str | None = None,
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) ready to train: fp32 weights (autocast does bf16 on GPU), optional LoRA."""
+    """(model, tokenizer) ready to train: fp32 weights (autocast does bf16 on GPU), optional LoRA.
+
+    ``model`` may be a ``.gguf`` file, or a folder with ``gguf_file`` naming one in it
+    (converted to a cached Hugging Face folder on first use, see ``models.gguf``).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    source = resolve_model_source(model, gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    policy = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32).to(device)
+    policy = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device)
     if gradient_checkpointing:
         policy.gradient_checkpointing_enable()
         policy.config.use_cache = False

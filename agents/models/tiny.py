@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+from deepresearch.agents.models.build_cache import build_once, default_cache_root, file_sha256
 
 # Bump when the build recipe changes so stale caches are not reused.
 BUILD_FORMAT = 2
@@ -70,12 +70,6 @@ class TinyModelConfig:
             raise ValueError("num_attention_heads must be divisible by num_key_value_heads")
 
 
-def default_cache_root() -> Path:
-    """``$DEEPRESEARCH_CACHE`` or ``~/.cache/deepresearch``."""
-    configured = os.environ.get("DEEPRESEARCH_CACHE")
-    return Path(configured) if configured else Path.home() / ".cache" / "deepresearch"
-
-
 def build_tiny_model(
     corpus_paths: list[Path],
     out_dir: Path | None = None,
@@ -95,17 +89,12 @@ def build_tiny_model(
             raise FileNotFoundError(f"corpus file not found: {path}")
     key = build_key(corpus_paths, config)
     target = Path(out_dir) if out_dir else default_cache_root() / "tiny-models" / key
-    if _recorded_key(target) == key:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
-    try:
+
+    def build(staging: Path) -> dict[str, Any]:
         _build_into(staging, corpus_paths, config)
-        (staging / BUILD_INFO_FILE).write_text(json.dumps({"key": key, "config": asdict(config)}))
-        _publish(staging, target, key)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+        return {"config": asdict(config)}
+
+    return build_once(target, key, BUILD_INFO_FILE, build)
 
 
 def build_key(corpus_paths: list[Path], config: TinyModelConfig) -> str:
@@ -113,37 +102,8 @@ def build_key(corpus_paths: list[Path], config: TinyModelConfig) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps({"format": BUILD_FORMAT, "config": asdict(config)}, sort_keys=True).encode())
     for path in corpus_paths:
-        digest.update(_file_sha256(path).encode())
+        digest.update(file_sha256(path).encode())
     return digest.hexdigest()[:20]
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _recorded_key(directory: Path) -> str | None:
-    try:
-        return json.loads((directory / BUILD_INFO_FILE).read_text()).get("key")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _publish(staging: Path, target: Path, key: str) -> None:
-    """Move the finished build into place; a concurrent identical build may win the race."""
-    if target.exists():
-        if _recorded_key(target) == key:
-            return
-        # A stale or half-written directory at an explicit out_dir: replace it.
-        shutil.rmtree(target)
-    try:
-        os.replace(staging, target)
-    except OSError:
-        if _recorded_key(target) != key:
-            raise
 
 
 def iter_corpus_texts(paths: list[Path]) -> Iterator[str]:

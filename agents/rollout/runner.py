@@ -175,7 +175,7 @@ def _step(item: _Active, encoder: TurnEncoder, eos_ids: frozenset[int], config: 
         episode.reward_components = dict(info.get("reward_components", {}))
         episode.finish_reason = "terminated" if terminated else "truncated"
         return
-    observation_ids = encoder.encode_observation(observation, info.get("new_messages") or [])
+    observation_ids = encoder.encode_observation(observation, info.get("new_messages") or [], item.last_ids)
     if len(episode.response_ids) + len(observation_ids) >= config.max_response_tokens:
         episode.untokenized_tail = observation
         _end_for_length(item)

@@ -10,6 +10,7 @@ part, found by rendering a conversation with and without it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,11 +52,20 @@ class TurnEncoder:
     def encode_text(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def encode_observation(self, observation: str, new_messages: list[dict[str, str]]) -> list[int]:
-        """Ids for what the env appended; in chat mode a new turn closes the assistant's turn first."""
+    def encode_observation(self, observation: str, new_messages: list[dict[str, str]], policy_ids: Sequence[int] = ()) -> list[int]:
+        """Ids for what the env appended; in chat mode a new turn closes the assistant's turn first.
+
+        ``policy_ids``: the turn's sampled ids. A chat model often ends its turn itself with the
+        template's end-of-turn token (kept, as sampled); the new turn then starts right after
+        it instead of closing the turn a second time (``<|im_end|><|im_end|>``).
+        """
         if self.mode == "text" or not new_messages:
             return self.encode_text(observation)
-        return self.encode_text(self.new_turn_suffix(new_messages))
+        ids = self.encode_text(self.new_turn_suffix(new_messages))
+        turn_end = self.turn_end_id()
+        if policy_ids and policy_ids[-1] == turn_end and ids[:1] == [turn_end]:
+            return ids[1:]
+        return ids
 
     def new_turn_suffix(self, new_messages: list[dict[str, str]]) -> str:
         """Template text after an (open) assistant turn that adds ``new_messages`` and reopens the assistant."""

@@ -25,12 +25,20 @@ def resolve_engine_kind(kind: EngineKind) -> Literal["vllm", "hf"]:
     return kind
 
 
-def make_engine(kind: EngineKind, model: str | Path | Any, tokenizer: Any = None, **kwargs: Any) -> RolloutEngine:
+def make_engine(
+    kind: EngineKind, model: str | Path | Any, tokenizer: Any = None, gguf_file: str | None = None, **kwargs: Any
+) -> RolloutEngine:
     """Build a rollout engine; ``kwargs`` go to ``VLLMEngine`` or ``HFEngine`` unchanged.
 
-    ``model`` is a model directory; the transformers engine also takes a live model
-    object (then it generates with the trainer's own weights and needs no sync).
+    ``model`` is a model directory or id, or a ``.gguf`` file (or a folder with
+    ``gguf_file`` in it), converted once into a cached folder; the transformers engine
+    also takes a live model object (then it generates with the trainer's own weights and
+    needs no sync).
     """
+    if isinstance(model, (str, Path)):
+        from deepresearch.agents.models.gguf import resolve_model_source
+
+        model = resolve_model_source(model, gguf_file)
     kind = resolve_engine_kind(kind)
     if kind == "vllm":
         from deepresearch.agents.rollout.engines.vllm import VLLMEngine
