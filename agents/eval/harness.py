@@ -133,7 +133,8 @@ class TextPolicyRunner:
 
 @dataclass
 class EngineRunner:
-    """Runs a local model through a rollout engine, token level, ``len(envs)`` episodes per batch."""
+    """Runs a local model through a rollout engine, token level, ``len(envs)`` episodes per batch,
+    on the schedule ``rollout_config.schedule`` names (per-episode async by default)."""
 
     engine: Any
     encoder: Any
@@ -141,13 +142,13 @@ class EngineRunner:
     rollout_config: Any
 
     def __call__(self, dataset: str, items: Sequence[QAItem]) -> list[dict[str, Any]]:
-        from deepresearch.agents.rollout.runner import run_rollouts
+        from deepresearch.agents.rollout.schedules import collect_rollouts
 
         records = []
         for start in range(0, len(items), len(self.envs)):
             chunk = list(items[start : start + len(self.envs)])
             envs = list(self.envs[: len(chunk)])
-            episodes, _ = run_rollouts(self.engine, envs, [reset_options(i) for i in chunk], list(range(len(chunk))), self.rollout_config, self.encoder)
+            episodes, _ = collect_rollouts(self.engine, envs, [reset_options(i) for i in chunk], list(range(len(chunk))), self.rollout_config, self.encoder)
             finished = {episode.group_id: episode for episode in episodes}
             for index, item in enumerate(chunk):
                 episode = finished.get(index)

@@ -83,6 +83,16 @@ class RolloutStats:
         self.dropped += 1
         self.drop_reasons.append(reason)
 
+    def add(self, other: RolloutStats) -> None:
+        """Fold in another run's counts and times (several rollout rounds of one training step)."""
+        self.episodes += other.episodes
+        self.dropped += other.dropped
+        self.drop_reasons.extend(other.drop_reasons)
+        self.generate_seconds += other.generate_seconds
+        self.env_seconds += other.env_seconds
+        self.generated_tokens += other.generated_tokens
+        self.wall_seconds += other.wall_seconds
+
 
 class EpisodeState:
     """Bookkeeping for one running episode.
