@@ -7,27 +7,17 @@ from typing import Any
 
 import pytest
 from agents_helpers import HalfRightEngine, tiny_policy
+from test_agents_trainer import TINY_RUN
 
 from deepresearch.agents import GRPOConfig, GRPOTrainer, read_metrics
 from deepresearch.agents.grpo.dynamic_sampling import informative, uninformative_groups
 from deepresearch.agents.grpo.overlong import OverlongConfig, apply_overlong, filtered_rows, overlong_penalty, shaped_rewards
 from deepresearch.agents.rollout.batch import collate_episodes
 from deepresearch.agents.rollout.episode import Episode
-from deepresearch.agents.rollout.episode_state import RolloutConfig
 from deepresearch.agents.train.checkpoint import load_trainer_state
-from deepresearch.agents.train.config import STALE_ROLLOUT_TIS_CAP, OptimizerConfig
+from deepresearch.agents.train.config import STALE_ROLLOUT_TIS_CAP
 from deepresearch.agents.train.sampler import QuestionSampler
 from deepresearch.envs import load_qa
-
-TINY_RUN: dict[str, Any] = dict(
-    engine="hf",
-    group_size=2,
-    questions_per_step=2,
-    rollout=RolloutConfig(max_new_tokens_per_turn=8, max_response_tokens=48),
-    optimizer=OptimizerConfig(learning_rate=1e-3),
-    eval_questions=2,
-    prompt_mode="text",
-)
 
 
 def golds() -> dict[str, str]:

@@ -133,8 +133,7 @@ class TextPolicyRunner:
 
 @dataclass
 class EngineRunner:
-    """Runs a local model through a rollout engine, token level, ``len(envs)`` episodes per batch,
-    on the schedule ``rollout_config.schedule`` names (per-episode async by default)."""
+    """Runs a local model through a rollout engine, token level, ``len(envs)`` episodes per batch."""
 
     engine: Any
     encoder: Any

@@ -22,7 +22,6 @@ from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.envs import end_episode_early
 from deepresearch.envs.transcript import Transcript
 
-
 RolloutSchedule = Literal["async", "sync"]
 
 
