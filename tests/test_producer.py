@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -62,6 +63,22 @@ def test_rollouts_one_version_ahead_train_log_staleness_and_checkpoint_the_right
         reference = QuestionSampler(state["num_questions"], seed=0)
         reference.take(2 * step)
         assert (state["epoch"], state["position"]) == (reference.epoch, reference.position)
+
+
+@pytest.mark.slow
+def test_steps_that_learn_nothing_still_advance_the_producer(tmp_path):
+    config = GRPOConfig(steps=3, eval_every=0, save_every=0, max_staleness=1, filter_zero_variance=True, output_dir=str(tmp_path), **TINY_RUN)
+    trainer = GRPOTrainer(config, log=lambda line: None)
+    engine_model, _ = tiny_policy()[:2]
+    always_wrong = {question: "Nowhere At All" for question in golds()}  # every group flat: every step skipped
+    trainer.engine = HalfRightEngine(engine_model, trainer.tokenizer, always_wrong, trainer.envs[0].unwrapped.protocol)
+    history: list[dict[str, Any]] = []
+    training = threading.Thread(target=lambda: history.extend(trainer.train()))
+    training.start()
+    training.join(timeout=600)
+    assert not training.is_alive(), "the producer waited for a policy version that a skipped step never published"
+    assert [m.get("grpo/skipped") for m in history] == [1, 1, 1]
+    assert max(m["staleness/max"] for m in history) <= 1
 
 
 class MixedOnEvenEngine(HalfRightEngine):

@@ -26,7 +26,7 @@ class Episode:
     segments: list[dict[str, Any]] = field(default_factory=list)
     # The env's last observation when the episode ended before it was tokenised.
     untokenized_tail: str = ""
-    # The policy version (optimizer updates applied) of the weights that sampled it.
+    # The policy version (training steps done) of the weights that sampled it.
     policy_version: int = 0
 
     @property

@@ -1,6 +1,7 @@
 """The trainer's rollout batches, generated at most ``max_staleness`` policy versions ahead.
 
-Version ``v`` is the policy after ``v`` optimizer updates (the trainer's step count).
+Version ``v`` is the policy after ``v`` training steps (the trainer's step count; a step
+that learned nothing still counts, its weights are unchanged).
 The batch of step ``s`` is generated with weights of version ``>= s - max_staleness``
 and every episode records the version that sampled it.
 
@@ -68,7 +69,7 @@ class RolloutProducer:
 
     ``first_step``: the step (= policy version) the engine's weights are at now.
     ``weights`` passed to ``publish`` are loaded with ``engine.sync_weights``; None means
-    the engine shares the trainer's model and needs nothing.
+    there is nothing to load (the engine shares the trainer's model, or nothing changed).
     """
 
     def __init__(
@@ -113,8 +114,11 @@ class RolloutProducer:
             return self._ready.pop(step)
 
     def publish(self, version: int, weights: Weights | None) -> None:
-        """The trainer's weights after ``version`` updates; with overlap, clone them first (training goes on)."""
+        """The trainer's policy after ``version`` steps; with overlap, clone the weights first (training
+        goes on). ``weights`` None: nothing new to load (a shared model, or a step that learned nothing)."""
         with self._condition:
+            if weights is None and self._published is not None:
+                weights = self._published[1]  # still to be loaded: a later version must not drop them
             self._published = (version, weights)
             self._latest_version = version
             self._condition.notify_all()

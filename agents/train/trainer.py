@@ -37,7 +37,7 @@ from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.agents.train.checkpoint import latest_checkpoint, load_trainer_state, restore_rng_state, rng_state, save_checkpoint
 from deepresearch.agents.train.config import GRPOConfig
 from deepresearch.agents.train.metrics_log import MetricsLogger, console_line
-from deepresearch.agents.train.producer import RolloutProducer
+from deepresearch.agents.train.producer import ProducedBatch, RolloutProducer
 from deepresearch.agents.train.sampler import QuestionSampler
 from deepresearch.agents.trajectories import episode_record
 from deepresearch.envs import question_count
@@ -179,11 +179,23 @@ class GRPOTrainer:
         started = time.perf_counter()
         produced = self.producer.next_batch(self.step)
         timings["time/rollout"] = time.perf_counter() - started
+        metrics = self._rollout_metrics(produced)
+        self._write_episodes(f"step_{self.step + 1:07d}", produced.episodes[: config.episodes_to_log])
+        started = time.perf_counter()
+        updated = self._learn(produced, metrics)
+        timings["time/update"] = time.perf_counter() - started
+        started = time.perf_counter()
+        # Published even when nothing was learned: versions count steps, and the producer waits for them.
+        self.sync_engine(self.step + 1, changed=updated)
+        timings["time/sync"] = time.perf_counter() - started
+        metrics["lr"] = self.scheduler.get_last_lr()[0]
+        return {**metrics, **timings}
+
+    def _rollout_metrics(self, produced: ProducedBatch) -> dict[str, Any]:
         episodes, stats = produced.episodes, produced.stats
         metrics: dict[str, Any] = episode_metrics(episodes)
         metrics["data/questions"] = produced.questions
         metrics.update(produced.metrics)
-        self._write_episodes(f"step_{self.step + 1:07d}", episodes[: config.episodes_to_log])
         metrics.update(
             {
                 "rollout/dropped": stats.dropped,
@@ -194,32 +206,29 @@ class GRPOTrainer:
                 "staleness/max": max((self.step - e.policy_version for e in episodes), default=0),
             }
         )
-        if not episodes:
-            return {**metrics, **timings}
+        return metrics
 
-        batch = collate_episodes(episodes, self.tokenizer.pad_token_id, config.mask_env_tokens)
-        metrics.update(apply_overlong(batch, episodes, config.overlong, config.rollout.max_response_tokens))
+    def _learn(self, produced: ProducedBatch, metrics: dict[str, Any]) -> bool:
+        """Advantages and the policy update on the batch (adding to ``metrics``); False when skipped."""
+        config = self.config
+        if not produced.episodes:
+            return False
+        batch = collate_episodes(produced.episodes, self.tokenizer.pad_token_id, config.mask_env_tokens)
+        metrics.update(apply_overlong(batch, produced.episodes, config.overlong, config.rollout.max_response_tokens))
         advantage = group_advantages(batch.rewards, batch.group_ids, config.scale_rewards_by_std, expected_group_size=config.group_size)
         metrics.update({"grpo/zero_variance_groups": advantage.num_zero_variance_groups, "grpo/groups": advantage.num_groups})
         advantages = advantage.advantages
         if config.filter_zero_variance:
             keep = (~advantage.zero_variance_mask).nonzero().flatten().tolist()
             if not keep:
-                return {**metrics, **timings, "grpo/skipped": 1}
+                metrics["grpo/skipped"] = 1
+                return False
             batch, advantages = batch.select(keep), advantages[keep]
-
-        started = time.perf_counter()
         temperature = config.rollout.temperature if config.rollout.temperature > 0 else 1.0
         with self._bar(count_micro_batches(batch, config.update), f"step {self.step + 1}/{config.steps} update", "micro-batch") as bar:
-            update = grpo_update(self.model, self.optimizer, batch, advantages, config.update, self.ref_model, temperature, lambda: bar.update(1))
-        metrics.update(update)
+            metrics.update(grpo_update(self.model, self.optimizer, batch, advantages, config.update, self.ref_model, temperature, lambda: bar.update(1)))
         self.scheduler.step()
-        timings["time/update"] = time.perf_counter() - started
-        started = time.perf_counter()
-        self.sync_engine(self.step + 1)
-        timings["time/sync"] = time.perf_counter() - started
-        metrics["lr"] = self.scheduler.get_last_lr()[0]
-        return {**metrics, **timings}
+        return True
 
     def evaluate(self) -> dict[str, float]:
         """Greedy reward on the held-out questions (the eval envs are built once)."""
@@ -248,12 +257,13 @@ class GRPOTrainer:
         lines = [json.dumps(episode_record(e, step=self.step, run=name)) for e in episodes]
         (directory / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def sync_engine(self, version: int) -> None:
-        """Publish the weights after ``version`` updates to the producer, which loads them into a
+    def sync_engine(self, version: int, changed: bool = True) -> None:
+        """Publish the policy after ``version`` steps to the producer, which loads its weights into a
         separate engine (vLLM, or the HF engine's own copy) between batches; a shared HF model
-        needs nothing. With rollouts overlapping training, the tensors are cloned first."""
+        needs nothing, nor do weights that did not ``change``. With rollouts overlapping training,
+        the tensors are cloned first."""
         weights = None
-        if not self.engine_shares_model:
+        if changed and not self.engine_shares_model:
             weights = [(name, tensor.detach().clone() if self.producer.overlapped else tensor) for name, tensor in engine_weights(self.model)]
         self.producer.publish(version, weights)
 
