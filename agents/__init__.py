@@ -35,11 +35,11 @@ if TYPE_CHECKING:
     from deepresearch.agents.models.demo_model import default_tiny_model
     from deepresearch.agents.models.loading import load_policy
     from deepresearch.agents.models.tiny import TinyModelConfig, build_tiny_model
+    from deepresearch.agents.rollout.async_runner import run_rollouts_async
     from deepresearch.agents.rollout.batch import RolloutBatch, collate_episodes
     from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids
     from deepresearch.agents.rollout.engines import Generation, RolloutEngine, SamplingConfig, make_engine
     from deepresearch.agents.rollout.episode import Episode
-    from deepresearch.agents.rollout.async_runner import run_rollouts_async
     from deepresearch.agents.rollout.runner import RolloutConfig, run_rollouts
     from deepresearch.agents.rollout.turns import TurnEncoder
     from deepresearch.agents.train.config import GRPOConfig
