@@ -2,8 +2,9 @@
 
 Subpackages, by role:
 
-* ``rollout/`` — engines (vLLM, transformers: token ids in, token ids out), turn
-  encoding of the env's text, the multi-turn episode loop, batch collation;
+* ``rollout/`` — engines (vLLM, transformers: token ids in, token ids out; continuous
+  batching), turn encoding of the env's text, the multi-turn episode loop (per-episode
+  async, and the turn-synchronous reference), batch collation;
 * ``grpo/`` — group-relative advantages, the masked PPO-clip loss, the update;
 * ``train/`` — the trainer and its config, checkpoints, metrics, plots, the question
   sampler, SFT warm start, the CPU demo's settings;
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from deepresearch.agents.models.demo_model import default_tiny_model
     from deepresearch.agents.models.loading import load_policy
     from deepresearch.agents.models.tiny import TinyModelConfig, build_tiny_model
+    from deepresearch.agents.rollout.async_runner import run_rollouts_async
     from deepresearch.agents.rollout.batch import RolloutBatch, collate_episodes
     from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids
     from deepresearch.agents.rollout.engines import Generation, RolloutEngine, SamplingConfig, make_engine
@@ -56,6 +58,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rollout.turns": ("TurnEncoder",),
     "rollout.episode": ("Episode",),
     "rollout.runner": ("RolloutConfig", "run_rollouts"),
+    "rollout.async_runner": ("run_rollouts_async",),
     "rollout.batch": ("RolloutBatch", "collate_episodes"),
     "grpo.advantages": ("AdvantageStats", "group_advantages"),
     "grpo.logprobs": ("entropy_from_logits", "selective_log_softmax"),

@@ -26,6 +26,7 @@ from deepresearch.agents import GRPOTrainer, PolicyLossConfig, UpdateConfig, def
 from deepresearch.agents.train.demo import (
     DEMO_ENV_KWARGS,
     DEMO_OPTIMIZER,
+    DEMO_ROLLOUT,
     DEMO_SFT,
     DEMO_WARM_START_GUESS_RATE,
     demo_grpo_config,
@@ -47,6 +48,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--kl", type=float, default=0.0, help="KL coefficient to the initial policy")
+    parser.add_argument("--max-staleness", type=int, default=0, help="generate rollouts up to this many updates ahead, overlapping training (0: on-policy)")
+    parser.add_argument("--ppo-epochs", type=int, default=1, help="passes over each rollout batch")
+    parser.add_argument("--mini-batch-size", type=int, default=None, help="episodes per optimizer step (default: the whole batch)")
+    parser.add_argument("--schedule", default="async", choices=["async", "sync"], help="rollouts per episode (async) or in lockstep (sync, the reference)")
     parser.add_argument("--lora-rank", type=int, default=0)
     parser.add_argument("--sft-steps", type=int, default=DEMO_SFT.steps, help="warm-start steps (tiny model only; 0 = skip)")
     parser.add_argument("--guess-rate", type=float, default=DEMO_WARM_START_GUESS_RATE,
@@ -107,7 +112,9 @@ def main() -> None:
         env_kwargs=env_kwargs,
         engine=args.engine,
         optimizer=replace(DEMO_OPTIMIZER, learning_rate=args.lr or DEMO_OPTIMIZER.learning_rate),
-        update=UpdateConfig(loss=PolicyLossConfig(kl_coef=args.kl)),
+        update=UpdateConfig(loss=PolicyLossConfig(kl_coef=args.kl), ppo_epochs=args.ppo_epochs, mini_batch_size=args.mini_batch_size),
+        rollout=replace(DEMO_ROLLOUT, schedule=args.schedule),
+        max_staleness=args.max_staleness,
         lora_rank=args.lora_rank,
         mask_env_tokens=not args.no_mask_env_tokens,
         output_dir=str(output_dir),

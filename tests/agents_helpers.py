@@ -84,20 +84,24 @@ def oracle_script(env: Any, index: int, encoder: Any) -> tuple[list[int], list[s
 
 class HalfRightEngine(FixedOutputEngine):
     """Answers every question at once (after one thought: ReSearch's reward requires a think
-    block): right in even batch slots, wrong in odd ones.
+    block): right the first time a prompt is asked, wrong the second, and so on.
 
-    Slots are laid out group by group, so each GRPO group gets mixed rewards (1.0 and
-    e.g. ReSearch's 0.1) and a non-zero advantage; logprobs come from the real model.
+    A GRPO group's copies share one prompt, so each group of two gets mixed rewards (1.0
+    and e.g. ReSearch's 0.1) and a non-zero advantage whatever order or batches its
+    requests arrive in (both rollout schedules); logprobs come from the real model.
     """
 
     def __init__(self, model: Any, tokenizer: Any, golds_by_question: dict[str, str], protocol: Any) -> None:
         self.model, self.tokenizer, self.golds, self.protocol = model, tokenizer, golds_by_question, protocol
+        self.asked: dict[tuple[int, ...], int] = {}
 
     def generate(self, prompts, sampling):
         outputs = []
-        for slot, prompt in enumerate(prompts):
+        for prompt in prompts:
             question = next(q for q in self.golds if q in self.tokenizer.decode(prompt))
-            answer = self.golds[question] if slot % 2 == 0 else "Nowhere At All"
+            times = self.asked.get(tuple(prompt), 0)
+            self.asked[tuple(prompt)] = times + 1
+            answer = self.golds[question] if times % 2 == 0 else "Nowhere At All"
             think = self.protocol.tags.think
             turn = f"<{think}> I know it. </{think}> " + self.protocol.answer_action(answer)
             ids = self.tokenizer(turn, add_special_tokens=False)["input_ids"]

@@ -1,6 +1,9 @@
-"""Multi-turn rollouts: token-in-token-out, masks, logprobs, and the transcript check."""
+"""Multi-turn rollouts: token-in-token-out, masks, logprobs, and the transcript check,
+on both schedules (per-episode async, the default, and the turn-synchronous reference)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import gymnasium as gym
 import pytest
@@ -8,8 +11,15 @@ import torch
 from agents_helpers import ReplayEngine, oracle_script, tiny_policy
 
 import deepresearch  # noqa: F401
-from deepresearch.agents import RolloutConfig, TurnEncoder, collate_episodes, make_engine, run_rollouts
+from deepresearch.agents import RolloutConfig, TurnEncoder, collate_episodes, make_engine
 from deepresearch.agents.grpo.update import token_logprobs
+from deepresearch.agents.rollout.schedules import collect_rollouts
+
+SCHEDULES = pytest.mark.parametrize("schedule", ["async", "sync"])
+
+
+def run_rollouts(engine, envs, resets, group_ids, config, encoder, schedule):
+    return collect_rollouts(engine, envs, resets, group_ids, replace(config, schedule=schedule), encoder)
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +37,15 @@ def runs_of(mask: list[int]) -> list[tuple[int, int, int]]:
     return runs
 
 
-def test_sampled_rollouts_mask_exactly_the_sampled_ids_and_keep_engine_logprobs(policy):
+@SCHEDULES
+def test_sampled_rollouts_mask_exactly_the_sampled_ids_and_keep_engine_logprobs(policy, schedule):
     model, tokenizer, _ = policy
     engine = make_engine("hf", model, tokenizer=tokenizer)
     envs = [gym.make("DeepResearch-Wiki-v0", max_turns=3) for _ in range(4)]
     encoder = TurnEncoder.for_tokenizer(tokenizer, "text")
     config = RolloutConfig(max_new_tokens_per_turn=12, max_response_tokens=400, seed=0)
     resets = [{"seed": i, "options": {"index": i // 2}} for i in range(4)]
-    episodes, stats = run_rollouts(engine, envs, resets, [i // 2 for i in range(4)], config, encoder)
+    episodes, stats = run_rollouts(engine, envs, resets, [i // 2 for i in range(4)], config, encoder, schedule)
     assert stats.dropped == 0 and len(episodes) == 4
     assert sum(sum(e.loss_mask) for e in episodes) == stats.generated_tokens
     for episode in episodes:
@@ -55,28 +66,30 @@ def test_sampled_rollouts_mask_exactly_the_sampled_ids_and_keep_engine_logprobs(
     assert mask.sum() == stats.generated_tokens and difference.max() < 1e-3
 
 
+@SCHEDULES
 @pytest.mark.parametrize("protocol", ["research", "search_r1", "tool_call"])
-def test_replayed_oracle_episodes_score_full_reward_in_token_space(policy, protocol):
+def test_replayed_oracle_episodes_score_full_reward_in_token_space(policy, protocol, schedule):
     _, tokenizer, _ = policy
     envs = [gym.make("DeepResearch-Wiki-v0", protocol=protocol, split="test") for _ in range(3)]
     encoder = TurnEncoder.for_tokenizer(tokenizer, "text")
     scripts = [oracle_script(env, index, encoder) for index, env in enumerate(envs)]
     engine = ReplayEngine(tokenizer, scripts)
-    episodes, stats = run_rollouts(engine, envs, [{"options": {"index": i}} for i in range(3)], [0, 1, 2], RolloutConfig(max_response_tokens=4000), encoder)
+    episodes, stats = run_rollouts(engine, envs, [{"options": {"index": i}} for i in range(3)], [0, 1, 2], RolloutConfig(max_response_tokens=4000), encoder, schedule)
     assert stats.dropped == 0
     assert [e.reward for e in episodes] == [1.0, 1.0, 1.0]
     assert all(e.finish_reason == "terminated" for e in episodes)
     assert [e.policy_texts for e in episodes] == [turns for _, turns in scripts]
-    # All active episodes generate together: one engine call per turn of the longest episode.
-    assert engine.calls == max(len(turns) for _, turns in scripts)
+    if schedule == "sync":  # all active episodes generate together: one engine call per turn of the longest episode
+        assert engine.calls == max(len(turns) for _, turns in scripts)
 
 
-def test_chat_mode_renders_tool_turns_through_the_template(policy):
+@SCHEDULES
+def test_chat_mode_renders_tool_turns_through_the_template(policy, schedule):
     _, tokenizer, _ = policy
     env = gym.make("DeepResearch-Wiki-v0", protocol="tool_call")
     encoder = TurnEncoder.for_tokenizer(tokenizer, "chat")
     engine = ReplayEngine(tokenizer, [oracle_script(env, 0, encoder)])
-    episodes, stats = run_rollouts(engine, [env], [{"options": {"index": 0}}], [0], RolloutConfig(max_response_tokens=4000), encoder)
+    episodes, stats = run_rollouts(engine, [env], [{"options": {"index": 0}}], [0], RolloutConfig(max_response_tokens=4000), encoder, schedule)
     episode = episodes[0]
     text = tokenizer.decode(episode.input_ids)
     assert text.startswith("<|im_start|>system") and episode.reward == 1.0
@@ -84,20 +97,22 @@ def test_chat_mode_renders_tool_turns_through_the_template(policy):
     assert "<|im_end|>\n<|im_start|>user\n<tool_response>\n" in text and "</tool_response><|im_end|>\n<|im_start|>assistant\n" in text
 
 
-def test_a_chat_turn_the_policy_ended_itself_is_not_closed_twice(policy):
+@SCHEDULES
+def test_a_chat_turn_the_policy_ended_itself_is_not_closed_twice(policy, schedule):
     _, tokenizer, _ = policy
     env = gym.make("DeepResearch-Wiki-v0", protocol="tool_call")
     encoder = TurnEncoder.for_tokenizer(tokenizer, "chat")
     prompt_ids, turns = oracle_script(env, 0, encoder)
     # A chat model often ends its tool-call turn itself with <|im_end|> (sampled, kept).
     engine = ReplayEngine(tokenizer, [(prompt_ids, [turns[0] + "<|im_end|>", *turns[1:]])])
-    episodes, stats = run_rollouts(engine, [env], [{"options": {"index": 0}}], [0], RolloutConfig(max_response_tokens=4000), encoder)
+    episodes, stats = run_rollouts(engine, [env], [{"options": {"index": 0}}], [0], RolloutConfig(max_response_tokens=4000), encoder, schedule)
     text = tokenizer.decode(episodes[0].input_ids)
     assert stats.dropped == 0 and episodes[0].reward == 1.0
     assert turns[0] + "<|im_end|>\n<|im_start|>user\n<tool_response>\n" in text and "<|im_end|><|im_end|>" not in text
 
 
-def test_a_transcript_mismatch_drops_the_sample_instead_of_crashing(policy):
+@SCHEDULES
+def test_a_transcript_mismatch_drops_the_sample_instead_of_crashing(policy, schedule):
     _, tokenizer, _ = policy
 
     class LyingEnv(gym.Wrapper):
@@ -112,17 +127,18 @@ def test_a_transcript_mismatch_drops_the_sample_instead_of_crashing(policy):
     encoder = TurnEncoder(tokenizer, "text")
     prompt, info = envs[1].reset(seed=0)
     scripts = [(encoder.encode_prompt(prompt, None), ["<search> a </search>", "<answer> \\boxed{x} </answer>"])]
-    episodes, stats = run_rollouts(ReplayEngine(tokenizer, scripts), envs, [{"seed": 0}, {"seed": 0}], [0, 0], RolloutConfig(), encoder)
+    episodes, stats = run_rollouts(ReplayEngine(tokenizer, scripts), envs, [{"seed": 0}, {"seed": 0}], [0, 0], RolloutConfig(), encoder, schedule)
     assert stats.dropped == 1 and len(episodes) == 1 and "policy" in stats.drop_reasons[0]
 
 
-def test_an_engine_context_limit_ends_episodes_as_length_instead_of_raising(policy):
+@SCHEDULES
+def test_an_engine_context_limit_ends_episodes_as_length_instead_of_raising(policy, schedule):
     _, tokenizer, _ = policy
     env = gym.make("DeepResearch-Wiki-v0", protocol="research")
     encoder = TurnEncoder(tokenizer, "text")
     prompt_ids, turns = oracle_script(env, 0, encoder)
     engine = ReplayEngine(tokenizer, [(prompt_ids, turns)])
     engine.max_model_len = len(prompt_ids) + 40  # room for the first search, not for its results
-    episodes, stats = run_rollouts(engine, [env], [{"options": {"index": 0}}], [0], RolloutConfig(), encoder)
+    episodes, stats = run_rollouts(engine, [env], [{"options": {"index": 0}}], [0], RolloutConfig(), encoder, schedule)
     assert stats.dropped == 0 and episodes[0].finish_reason == "length"
     assert episodes[0].reward == 0.0 and not episodes[0].reward_components["format_ok"]

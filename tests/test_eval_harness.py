@@ -173,3 +173,6 @@ def test_cli_eval_runs_a_local_model_greedily_through_the_engine(tmp_path, capsy
     (tmp_path / "results.jsonl").unlink()
     assert cli_main(argv) == 0  # greedy: the same transcripts again
     assert [r["transcript"] for r in read_jsonl(tmp_path / "results.jsonl")] == first
+    (tmp_path / "results.jsonl").unlink()
+    assert cli_main(argv + ["--schedule", "sync"]) == 0  # the turn-synchronous reference: the same episodes
+    assert [(r["transcript"], r["metrics"]) for r in read_jsonl(tmp_path / "results.jsonl")] == [(r["transcript"], r["metrics"]) for r in records]

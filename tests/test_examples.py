@@ -30,6 +30,18 @@ def test_train_grpo_warm_starts_trains_and_reports_before_and_after(tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_train_grpo_overlaps_rollouts_with_ppo_mini_batch_updates(tmp_path: Path) -> None:
+    out = run_example("train_grpo.py", "--engine", "hf", "--sft-steps", "3", "--steps", "3", "--batch-size", "2",
+                      "--group-size", "2", "--eval-questions", "2", "--eval-every", "3", "--max-staleness", "1",
+                      "--ppo-epochs", "2", "--mini-batch-size", "2", "--output-dir", str(tmp_path))
+    assert "held-out reward (greedy, 2 test questions): before" in out
+    steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"staleness/max"' in line]
+    assert len(steps) == 3 and all(record["staleness/max"] <= 1 for record in steps)
+    updates = [record for record in steps if "optimizer_steps" in record]
+    assert updates and all(record["optimizer_steps"] == 4 for record in updates)  # 2 epochs x 2 mini-batches
+
+
+@pytest.mark.slow
 def test_train_trl_runs_trl_grpo_steps_on_env_rollouts(tmp_path: Path) -> None:
     out = run_example("train_trl.py", "--steps", "2", "--questions", "4", "--group-size", "2", "--batch-size", "4",
                       "--max-new-tokens", "16", "--max-response-tokens", "48", "--output-dir", str(tmp_path))

@@ -49,7 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     parser.add_argument("--env-kwargs", default="{}", help="extra env kwargs as JSON")
     parser.add_argument("--max-new-tokens", type=int, default=512, help="per turn")
     parser.add_argument("--max-response-tokens", type=int, default=4096, help="model policy: whole-episode budget")
-    parser.add_argument("--batch-size", type=int, default=16, help="episodes per engine call / per results flush")
+    parser.add_argument("--batch-size", type=int, default=16, help="episodes in flight at once / per results flush")
+    parser.add_argument("--schedule", choices=["async", "sync"], default="async",
+                        help="model policy: each episode on its own (async) or all turns in lockstep (sync, the reference)")
     parser.add_argument("--workers", type=int, default=4, help="concurrent episodes for endpoint/replay policies")
     parser.add_argument("--timeout", type=float, default=120.0, help="endpoint read timeout per call (s)")
     parser.add_argument("--retries", type=int, default=3, help="attempts per endpoint call")
@@ -128,7 +130,9 @@ def _runner(args: argparse.Namespace, responses: dict[str, str] | None) -> Any:
 
     model = args.model or str(default_tiny_model())
     engine = make_engine(args.engine, model, gguf_file=args.gguf_file)
-    rollout = RolloutConfig(max_new_tokens_per_turn=args.max_new_tokens, max_response_tokens=args.max_response_tokens, temperature=0.0)
+    rollout = RolloutConfig(
+        max_new_tokens_per_turn=args.max_new_tokens, max_response_tokens=args.max_response_tokens, temperature=0.0, schedule=args.schedule
+    )
     envs = [make_env() for _ in range(args.batch_size)]
     return EngineRunner(engine, TurnEncoder.for_tokenizer(engine.tokenizer), envs, rollout)
 

@@ -150,13 +150,13 @@ class EngineRunner:
     rollout_config: RolloutConfig
 
     def __call__(self, dataset: str, items: Sequence[QAItem]) -> list[dict[str, Any]]:
-        from deepresearch.agents.rollout.runner import run_rollouts
+        from deepresearch.agents.rollout.schedules import collect_rollouts
 
         records = []
         for start in range(0, len(items), len(self.envs)):
             chunk = list(items[start : start + len(self.envs)])
             envs = list(self.envs[: len(chunk)])
-            episodes, _ = run_rollouts(self.engine, envs, [reset_options(i) for i in chunk], list(range(len(chunk))), self.rollout_config, self.encoder)
+            episodes, _ = collect_rollouts(self.engine, envs, [reset_options(i) for i in chunk], list(range(len(chunk))), self.rollout_config, self.encoder)
             finished = {episode.group_id: episode for episode in episodes}
             for index, item in enumerate(chunk):
                 episode = finished.get(index)

@@ -1,4 +1,8 @@
-"""Greedy evaluation on held-out questions, as the trainer runs it every few steps."""
+"""Greedy evaluation on held-out questions, as the trainer runs it every few steps.
+
+Episodes run on the schedule ``rollout_config.schedule`` names (per-episode async by
+default; ``sync`` is the turn-synchronous reference — greedy, both give the same episodes).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from typing import Any, Callable, Sequence
 
 from deepresearch.agents.rollout.engines.base import RolloutEngine
 from deepresearch.agents.rollout.episode import Episode
-from deepresearch.agents.rollout.runner import RolloutConfig, run_rollouts
+from deepresearch.agents.rollout.episode_state import RolloutConfig
+from deepresearch.agents.rollout.schedules import collect_rollouts
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.envs import question_reset
@@ -23,7 +28,7 @@ def evaluate(
     """Greedy episodes on the first ``len(envs)`` questions of the envs' dataset (one each)."""
     greedy = replace(rollout_config, temperature=0.0)
     resets = [question_reset(env, index, seed=index) for index, env in enumerate(envs)]
-    episodes, stats = run_rollouts(engine, envs, resets, list(range(len(envs))), greedy, encoder, on_finished)
+    episodes, stats = collect_rollouts(engine, envs, resets, list(range(len(envs))), greedy, encoder, on_finished)
     metrics = episode_metrics(episodes)
     metrics["reward"] = metrics.get("reward/mean", 0.0)
     metrics["dropped"] = stats.dropped

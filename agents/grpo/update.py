@@ -1,9 +1,17 @@
-"""One GRPO optimizer step over a rollout batch, with gradient accumulation.
+"""PPO-style GRPO update over a rollout batch: epochs x mini-batches of optimizer steps.
 
-Micro-batches are length-sorted so each pads only to its own longest sequence.
-The loss of every micro-batch is normalised by the whole batch's token count
-(``token-mean``), so accumulating micro-batches gives exactly the full-batch
-gradient regardless of how lengths fall into micro-batches.
+Each optimizer step takes one mini-batch, accumulated over length-sorted
+micro-batches (each pads only to its own longest sequence). The loss of every
+micro-batch is normalised by the whole mini-batch's token count (``token-mean``),
+so accumulating micro-batches gives exactly the mini-batch gradient regardless of
+how lengths fall into micro-batches.
+
+With one epoch and one mini-batch (the default) the policy being updated is the one
+that sampled the batch (on-policy, up to engine/trainer numerics): the old logprobs
+are the current ones, detached, and the PPO ratio is exactly 1. With more steps, the
+old logprobs are computed once before the first step (``old_logprobs="policy"``) or
+taken from the rollout engine (``"engine"``); the ratio then moves away from 1 and
+the clip binds (``clip_frac_*``).
 """
 
 from __future__ import annotations
@@ -12,11 +20,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from deepresearch.agents.grpo.importance import importance_weight_stats
 from deepresearch.agents.grpo.loss import PolicyLossConfig, policy_loss
 from deepresearch.agents.grpo.masked_forward import masked_next_token_logprobs
 from deepresearch.agents.rollout.batch import RolloutBatch
@@ -24,21 +33,34 @@ from deepresearch.agents.rollout.batch import RolloutBatch
 
 @dataclass(frozen=True)
 class UpdateConfig:
-    """One optimizer step per rollout batch, accumulated over length-sorted micro-batches.
+    """Optimizer steps per rollout batch and how each is accumulated.
 
-    With one step per batch the policy that sampled the batch is the one being
-    updated, so the PPO ratio is exactly 1 and ``loss.clip_eps_low/high`` never bind
-    (``clip_frac_*`` stay 0); they matter once several steps are taken per batch.
+    * ``ppo_epochs`` passes over the batch, each in mini-batches of ``mini_batch_size``
+      sequences (None: the whole batch), one optimizer step per mini-batch. The default,
+      one step per batch, is on-policy: the PPO ratio is 1 and ``loss.clip_eps_low/high``
+      never bind (``clip_frac_*`` stay 0). With several steps the policy moves away
+      from the one that sampled the batch and the clip bounds each step's ratio.
+    * ``old_logprobs``: the policy the ratio is measured against — ``policy`` is the
+      trainer's policy before this update (a no-grad forward pass, only needed when
+      there is more than one step), ``engine`` the rollout engine's logprobs.
+    * ``micro_batch_size``: sequences per forward/backward (gradient accumulation).
     """
 
     micro_batch_size: int = 8
     max_grad_norm: float = 1.0
     loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     log_entropy: bool = True
+    ppo_epochs: int = 1
+    mini_batch_size: int | None = None
+    old_logprobs: Literal["policy", "engine"] = "policy"
 
     def __post_init__(self) -> None:
         if self.micro_batch_size < 1 or self.max_grad_norm <= 0:
             raise ValueError(f"need micro_batch_size >= 1 and max_grad_norm > 0, got {self.micro_batch_size}, {self.max_grad_norm}")
+        if self.ppo_epochs < 1 or (self.mini_batch_size is not None and self.mini_batch_size < 1):
+            raise ValueError(f"need ppo_epochs >= 1 and mini_batch_size >= 1 (or None), got {self.ppo_epochs}, {self.mini_batch_size}")
+        if self.old_logprobs not in ("policy", "engine"):
+            raise ValueError(f"old_logprobs must be 'policy' or 'engine', not {self.old_logprobs!r}")
 
 
 def autocast_for(device: torch.device):
@@ -69,6 +91,33 @@ def micro_batches(batch: RolloutBatch, size: int) -> list[list[int]]:
     return [order[i : i + size] for i in range(0, len(order), size)]
 
 
+def mini_batches(batch_size: int, size: int | None) -> list[list[int]]:
+    """Consecutive rows in batch order (a GRPO group stays together), ``size`` per optimizer step."""
+    step = batch_size if size is None else size
+    return [list(range(start, min(start + step, batch_size))) for start in range(0, batch_size, step)]
+
+
+def count_micro_batches(batch: RolloutBatch, config: UpdateConfig) -> int:
+    """Forward/backward passes ``grpo_update`` makes (for a progress bar)."""
+    per_epoch = sum(-(-len(rows) // config.micro_batch_size) for rows in mini_batches(len(batch), config.mini_batch_size))
+    return per_epoch * config.ppo_epochs
+
+
+@torch.no_grad()
+def batch_logprobs(model: Any, batch: RolloutBatch, micro_batch_size: int, temperature: float) -> Tensor:
+    """``[B, L-1]`` no-grad logprobs of the whole batch (the old or the reference policy's)."""
+    was_training = model.training
+    model.eval()
+    try:
+        full = torch.zeros(batch.input_ids.shape[0], batch.input_ids.shape[1] - 1)
+        for rows in micro_batches(batch, micro_batch_size):
+            part = token_logprobs(model, batch.select(rows), temperature)[0].float().cpu()
+            full[rows, : part.shape[1]] = part
+        return full
+    finally:
+        model.train(was_training)
+
+
 def grpo_update(
     model: Any,
     optimizer: torch.optim.Optimizer,
@@ -79,53 +128,121 @@ def grpo_update(
     temperature: float = 1.0,
     on_micro_batch: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """Accumulate the policy loss over micro-batches, clip, and step once. Returns metrics.
+    """``ppo_epochs`` x mini-batches of clipped policy-gradient steps. Returns metrics.
 
     ``temperature`` is the sampling temperature (1 for greedy): logits are divided by it
     so the trainer's logprobs are those of the distribution the engine sampled from.
     ``on_micro_batch()`` is called after each micro-batch's backward (for a progress bar).
+
+    Metrics are token-weighted means over every step (``clip_frac_*``, ``ratio_mean``,
+    ...), ``grad_norm`` and ``loss`` averaged over steps, ``optimizer_steps``, and the
+    distribution of the importance weights ``pi_old / pi_rollout`` (``importance/*``).
     """
     model.train()
-    device = next(model.parameters()).device
-    response_mask = batch.loss_mask[:, 1:]
-    total_tokens = max(int(response_mask.sum()), 1)
-    sums: dict[str, float] = defaultdict(float)
-    optimizer.zero_grad(set_to_none=True)
-    for rows in micro_batches(batch, config.micro_batch_size):
-        part = batch.select(rows)
-        logprobs, entropy = token_logprobs(model, part, temperature, config.log_entropy)
-        mask = part.loss_mask[:, 1:].to(device)
-        ref = None
-        if ref_model is not None:
-            with torch.no_grad():
-                ref = token_logprobs(ref_model, part, temperature)[0]
+    steps = mini_batches(len(batch), config.mini_batch_size)
+    single_step = config.ppo_epochs == 1 and len(steps) == 1
+    old: Tensor | None = None
+    if config.old_logprobs == "engine":
+        old = batch.rollout_logprobs[:, 1:]
+    elif not single_step:
+        old = batch_logprobs(model, batch, config.micro_batch_size, temperature)
+    ref = None
+    if ref_model is not None and not single_step:
+        ref = batch_logprobs(ref_model, batch, config.micro_batch_size, temperature)
+    step = _StepRunner(model, optimizer, batch, advantages, config, ref_model, ref, old, temperature, on_micro_batch)
+    for epoch in range(config.ppo_epochs):
+        for rows in steps:
+            step.run(rows, first_epoch=epoch == 0)
+    return step.result()
+
+
+class _StepRunner:
+    """Optimizer steps over mini-batches of one rollout batch, and their summed metrics."""
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: torch.optim.Optimizer,
+        batch: RolloutBatch,
+        advantages: Tensor,
+        config: UpdateConfig,
+        ref_model: Any | None,
+        ref: Tensor | None,
+        old: Tensor | None,
+        temperature: float,
+        on_micro_batch: Callable[[], None] | None,
+    ) -> None:
+        self.model, self.optimizer, self.batch, self.advantages, self.config = model, optimizer, batch, advantages, config
+        self.ref_model, self.ref, self.old, self.temperature, self.on_micro_batch = ref_model, ref, old, temperature, on_micro_batch
+        self.device = next(model.parameters()).device
+        self.sums: dict[str, float] = defaultdict(float)
+        self.tokens = 0
+        self.grad_norms: list[float] = []
+        self.losses: list[float] = []
+        # log(pi_old / pi_rollout) of every trained token, from the first epoch.
+        self.old_vs_rollout: list[Tensor] = []
+
+    def run(self, rows: list[int], first_epoch: bool) -> None:
+        mini = self.batch.select(rows)
+        total_tokens = max(int(mini.loss_mask[:, 1:].sum()), 1)
+        loss_sum = 0.0
+        self.optimizer.zero_grad(set_to_none=True)
+        for micro_rows in micro_batches(mini, self.config.micro_batch_size):
+            loss_sum += self._micro_batch([rows[i] for i in micro_rows], total_tokens, len(rows), first_epoch)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.grad_norms.append(float(grad_norm))
+        self.losses.append(loss_sum)
+
+    def _micro_batch(self, rows: list[int], total_tokens: int, num_sequences: int, first_epoch: bool) -> float:
+        part = self.batch.select(rows)
+        width = part.input_ids.shape[1] - 1
+        logprobs, entropy = token_logprobs(self.model, part, self.temperature, self.config.log_entropy)
+        mask = part.loss_mask[:, 1:].to(self.device)
+        rollout = part.rollout_logprobs[:, 1:].to(self.device)
+        old = logprobs.detach() if self.old is None else self.old[rows, :width].to(self.device)
+        ref = self._reference(part, rows, width)
         loss, metrics = policy_loss(
             logprobs,
-            logprobs.detach(),  # one update per batch: the sampling policy is the current one
-            advantages[rows].to(device),
+            old,
+            self.advantages[rows].to(self.device),
             mask,
-            config.loss,
+            self.config.loss,
             ref_logprobs=ref,
-            rollout_logprobs=part.rollout_logprobs[:, 1:].to(device),
+            rollout_logprobs=rollout,
             total_tokens=total_tokens,
-            num_sequences=len(batch),
+            num_sequences=num_sequences,
         )
         loss.backward()
         tokens = metrics.pop("num_tokens")
+        self.tokens += int(tokens)
         for name, value in metrics.items():
-            sums[name] += value * tokens
-        sums["loss"] += float(loss.detach())
+            self.sums[name] += value * tokens
         if entropy is not None:
-            sums["entropy"] += float((entropy * mask).sum())
+            self.sums["entropy"] += float((entropy * mask).sum())
         with torch.no_grad():
-            sums["engine_logprob_abs_diff"] += float(((logprobs.detach() - part.rollout_logprobs[:, 1:].to(device)).abs() * mask).sum())
-        if on_micro_batch is not None:
-            on_micro_batch()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    result = {name: value / total_tokens for name, value in sums.items() if name != "loss"}
-    result["loss"] = sums["loss"]
-    result["grad_norm"] = float(grad_norm)
-    result["response_tokens"] = float(total_tokens)
-    return result
+            self.sums["engine_logprob_abs_diff"] += float(((logprobs.detach() - rollout).abs() * mask).sum())
+            if first_epoch:
+                self.old_vs_rollout.append((old.float() - rollout)[mask.bool()].cpu())
+        if self.on_micro_batch is not None:
+            self.on_micro_batch()
+        return float(loss.detach())
+
+    def _reference(self, part: RolloutBatch, rows: list[int], width: int) -> Tensor | None:
+        if self.ref is not None:
+            return self.ref[rows, :width].to(self.device)
+        if self.ref_model is None:
+            return None
+        with torch.no_grad():
+            return token_logprobs(self.ref_model, part, self.temperature)[0]
+
+    def result(self) -> dict[str, float]:
+        tokens = max(self.tokens, 1)
+        result = {name: value / tokens for name, value in self.sums.items()}
+        result["loss"] = sum(self.losses) / len(self.losses)
+        result["grad_norm"] = sum(self.grad_norms) / len(self.grad_norms)
+        result["optimizer_steps"] = float(len(self.grad_norms))
+        result["response_tokens"] = float(int(self.batch.loss_mask[:, 1:].sum()))
+        result.update(importance_weight_stats(torch.cat(self.old_vs_rollout) if self.old_vs_rollout else torch.zeros(0)))
+        return result

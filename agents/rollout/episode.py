@@ -26,6 +26,8 @@ class Episode:
     segments: list[dict[str, Any]] = field(default_factory=list)
     # The env's last observation when the episode ended before it was tokenised.
     untokenized_tail: str = ""
+    # The policy version (training steps done) of the weights that sampled it.
+    policy_version: int = 0
 
     @property
     def input_ids(self) -> list[int]:

@@ -1,10 +1,15 @@
 """The GRPO trainer, readable top to bottom.
 
-Each step: sample questions -> wake the engine -> generate G episodes per question
-against the env -> sleep the engine -> group-normalised advantages -> one masked
-policy-gradient update -> sync the new weights into the engine -> log. Held-out
-evaluation and atomic checkpoints every N steps; ``resume`` restores model,
-optimizer, scheduler, RNG and the exact data position.
+Each step: take the step's rollout batch from the producer (G episodes per question,
+each episode asynchronous against its env; see ``producer.py``) -> DAPO's overlong
+shaping (optional) -> group-normalised advantages -> PPO-style masked
+policy-gradient update (``ppo_epochs`` x mini-batches; one step by default) ->
+publish the new weights to the producer -> log. With ``max_staleness = 0`` the
+producer generates each batch on demand with the newest weights (wake engine,
+roll out, sleep; sync after the update); with ``k > 0`` it generates up to ``k``
+versions ahead in its own thread while the update runs. Held-out evaluation and
+atomic checkpoints every N steps; ``resume`` restores model, optimizer, scheduler,
+RNG and the exact data position.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +26,21 @@ from tqdm.auto import tqdm
 
 from deepresearch.agents.eval.held_out import evaluate
 from deepresearch.agents.grpo.advantages import group_advantages
-from deepresearch.agents.grpo.update import grpo_update, micro_batches
+from deepresearch.agents.grpo.overlong import apply_overlong
+from deepresearch.agents.grpo.update import count_micro_batches, grpo_update
 from deepresearch.agents.models.demo_model import default_tiny_model
 from deepresearch.agents.models.loading import engine_weights, load_policy, resolve_device
 from deepresearch.agents.rollout.batch import collate_episodes
 from deepresearch.agents.rollout.engines import RolloutEngine, make_engine, resolve_engine_kind
-from deepresearch.agents.rollout.runner import run_rollouts
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.agents.train.checkpoint import latest_checkpoint, load_trainer_state, restore_rng_state, rng_state, save_checkpoint
 from deepresearch.agents.train.config import GRPOConfig
 from deepresearch.agents.train.metrics_log import MetricsLogger, console_line
+from deepresearch.agents.train.producer import ProducedBatch, RolloutProducer
 from deepresearch.agents.train.sampler import QuestionSampler
 from deepresearch.agents.trajectories import episode_record
-from deepresearch.envs import question_count, question_reset
+from deepresearch.envs import question_count
 
 CONSOLE_KEYS = ("reward/mean", "reward/format_ok", "episode/searches", "episode/response_tokens", "eval/reward")
 
@@ -48,16 +53,21 @@ def make_envs(env_id: str, count: int, kwargs: dict[str, Any]) -> list[Any]:
 
 
 def build_engine(
-    kind: str, model_path: str, model: Any, tokenizer: Any, device: torch.device, log_file: Path | None
+    kind: str, model_path: str, model: Any, tokenizer: Any, device: torch.device, log_file: Path | None, overlapped: bool = False
 ) -> tuple[RolloutEngine, bool]:
     """The rollout engine and whether it generates with the trainer's own model object.
 
-    The transformers engine shares the live model (no weight sync needed); vLLM loads
-    its own copy (eager on CPU, where graph compilation costs ~30 s and gains little),
-    writes its own output to ``log_file`` (None: the console), and is synced after every
-    update.
+    The transformers engine shares the live model (no weight sync needed), except when
+    rollouts overlap training (``overlapped``): then it gets its own copy, synced like
+    vLLM's. vLLM loads its own copy (eager on CPU, where graph compilation costs ~30 s
+    and gains little), writes its own output to ``log_file`` (None: the console), and is
+    synced after every update.
     """
     if resolve_engine_kind(kind) == "hf":
+        if overlapped:
+            own_copy, _ = load_policy(model_path, device)
+            own_copy.requires_grad_(False)
+            return make_engine("hf", own_copy, tokenizer=tokenizer), False
         return make_engine("hf", model, tokenizer=tokenizer), True
     max_len = min(model.config.get_text_config().max_position_embeddings, 8192)
     engine = make_engine(
@@ -113,9 +123,10 @@ class GRPOTrainer:
         else:
             log_file = None if verbose else self.output_dir / "engine.log"
             self.engine, self.engine_shares_model = build_engine(
-                config.engine, self.model_path, self.model, self.tokenizer, self.device, log_file
+                config.engine, self.model_path, self.model, self.tokenizer, self.device, log_file, config.max_staleness > 0
             )
         self.step = 0
+        self._producer: RolloutProducer | None = None
         if config.resume:
             self._resume()
 
@@ -142,65 +153,94 @@ class GRPOTrainer:
                 history.append(metrics)
                 self.log(console_line(self.step, metrics, CONSOLE_KEYS))
         finally:
+            self.close_producer()
             logger.close()
         return history
+
+    @property
+    def producer(self) -> RolloutProducer:
+        """Built on first use, so ``self.engine`` may be replaced after construction."""
+        if self._producer is None:
+            self._producer = RolloutProducer(
+                self.engine, self.envs, self.encoder, self.sampler, self.config, self.step,
+                lambda total, description: self._bar(total, description, "episode"),
+            )
+        return self._producer
+
+    def close_producer(self) -> None:
+        """Stop the producer thread (rollouts generated ahead are discarded; resume regenerates them)."""
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
 
     def train_step(self) -> dict[str, Any]:
         config = self.config
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        questions = self.sampler.take(config.questions_per_step)
-        resets, group_ids = [], []
-        for slot, env in enumerate(self.envs):
-            question = questions[slot // config.group_size]
-            resets.append(question_reset(env, question, seed=config.seed + self.step * len(self.envs) + slot))
-            group_ids.append((self.step, question))
-
-        # A fresh sampling seed per step (from the step, so a resumed run samples the same way).
-        rollout_config = replace(config.rollout, seed=config.seed * 1_000_003 + self.step * 1_009)
-        self.engine.wake()
-        with self._bar(len(self.envs), f"step {self.step + 1}/{config.steps} rollouts", "episode") as bar:
-            episodes, stats = run_rollouts(self.engine, self.envs, resets, group_ids, rollout_config, self.encoder, bar.update)
-        self.engine.sleep()
+        produced = self.producer.next_batch(self.step)
         timings["time/rollout"] = time.perf_counter() - started
-        metrics: dict[str, Any] = episode_metrics(episodes)
-        metrics["data/questions"] = questions
-        self._write_episodes(f"step_{self.step + 1:07d}", episodes[: config.episodes_to_log])
-        metrics.update({"rollout/dropped": stats.dropped, "time/generate": stats.generate_seconds, "time/env": stats.env_seconds})
-        if not episodes:
-            return {**metrics, **timings}
+        metrics = self._rollout_metrics(produced)
+        self._write_episodes(f"step_{self.step + 1:07d}", produced.episodes[: config.episodes_to_log])
+        started = time.perf_counter()
+        updated = self._learn(produced, metrics)
+        timings["time/update"] = time.perf_counter() - started
+        started = time.perf_counter()
+        # Published even when nothing was learned: versions count steps, and the producer waits for them.
+        self.sync_engine(self.step + 1, changed=updated)
+        timings["time/sync"] = time.perf_counter() - started
+        metrics["lr"] = self.scheduler.get_last_lr()[0]
+        return {**metrics, **timings}
 
-        batch = collate_episodes(episodes, self.tokenizer.pad_token_id, config.mask_env_tokens)
+    def _rollout_metrics(self, produced: ProducedBatch) -> dict[str, Any]:
+        episodes, stats = produced.episodes, produced.stats
+        metrics: dict[str, Any] = episode_metrics(episodes)
+        metrics["data/questions"] = produced.questions
+        metrics.update(produced.metrics)
+        metrics.update(
+            {
+                "rollout/dropped": stats.dropped,
+                "rollout/engine_busy": stats.engine_busy_fraction,
+                "time/generate": stats.generate_seconds,
+                "time/env": stats.env_seconds,
+                "staleness/mean": sum(self.step - e.policy_version for e in episodes) / max(len(episodes), 1),
+                "staleness/max": max((self.step - e.policy_version for e in episodes), default=0),
+            }
+        )
+        return metrics
+
+    def _learn(self, produced: ProducedBatch, metrics: dict[str, Any]) -> bool:
+        """Advantages and the policy update on the batch (adding to ``metrics``); False when skipped."""
+        config = self.config
+        if not produced.episodes:
+            return False
+        batch = collate_episodes(produced.episodes, self.tokenizer.pad_token_id, config.mask_env_tokens)
+        metrics.update(apply_overlong(batch, produced.episodes, config.overlong, config.rollout.max_response_tokens))
         advantage = group_advantages(batch.rewards, batch.group_ids, config.scale_rewards_by_std, expected_group_size=config.group_size)
         metrics.update({"grpo/zero_variance_groups": advantage.num_zero_variance_groups, "grpo/groups": advantage.num_groups})
         advantages = advantage.advantages
         if config.filter_zero_variance:
             keep = (~advantage.zero_variance_mask).nonzero().flatten().tolist()
             if not keep:
-                return {**metrics, **timings, "grpo/skipped": 1}
+                metrics["grpo/skipped"] = 1
+                return False
             batch, advantages = batch.select(keep), advantages[keep]
-
-        started = time.perf_counter()
         temperature = config.rollout.temperature if config.rollout.temperature > 0 else 1.0
-        with self._bar(len(micro_batches(batch, config.update.micro_batch_size)), f"step {self.step + 1}/{config.steps} update", "micro-batch") as bar:
-            update = grpo_update(self.model, self.optimizer, batch, advantages, config.update, self.ref_model, temperature, lambda: bar.update(1))
-        metrics.update(update)
+        with self._bar(count_micro_batches(batch, config.update), f"step {self.step + 1}/{config.steps} update", "micro-batch") as bar:
+            metrics.update(grpo_update(self.model, self.optimizer, batch, advantages, config.update, self.ref_model, temperature, lambda: bar.update(1)))
         self.scheduler.step()
-        timings["time/update"] = time.perf_counter() - started
-        started = time.perf_counter()
-        self.sync_engine()
-        timings["time/sync"] = time.perf_counter() - started
-        metrics["lr"] = self.scheduler.get_last_lr()[0]
-        return {**metrics, **timings}
+        return True
 
     def evaluate(self) -> dict[str, float]:
         """Greedy reward on the held-out questions (the eval envs are built once)."""
         if self.eval_envs is None:
             self.eval_envs = make_envs(self.config.env_id, self.config.eval_questions, self.config.eval_kwargs())
-        self.engine.wake()
-        with self._bar(len(self.eval_envs), f"evaluation at step {self.step}", "episode") as bar:
-            result, episodes = evaluate(self.engine, self.encoder, self.eval_envs, self.config.rollout, bar.update)
-        self.engine.sleep()
+        envs = self.eval_envs
+
+        def held_out(engine: RolloutEngine) -> tuple[dict[str, float], list[Any]]:
+            with self._bar(len(envs), f"evaluation at step {self.step}", "episode") as bar:
+                return evaluate(engine, self.encoder, envs, self.config.rollout, bar.update)
+
+        result, episodes = self.producer.run_on_engine(held_out)
         self._write_episodes(f"eval_{self.step:07d}", episodes)
         return {f"eval/{name}": value for name, value in result.items()}
 
@@ -217,10 +257,15 @@ class GRPOTrainer:
         lines = [json.dumps(episode_record(e, step=self.step, run=name)) for e in episodes]
         (directory / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def sync_engine(self) -> None:
-        """Push the trained weights into a separate engine (vLLM); a shared HF model needs nothing."""
-        if not self.engine_shares_model:
-            self.engine.sync_weights(engine_weights(self.model))
+    def sync_engine(self, version: int, changed: bool = True) -> None:
+        """Publish the policy after ``version`` steps to the producer, which loads its weights into a
+        separate engine (vLLM, or the HF engine's own copy) between batches; a shared HF model
+        needs nothing, nor do weights that did not ``change``. With rollouts overlapping training,
+        the tensors are cloned first."""
+        weights = None
+        if changed and not self.engine_shares_model:
+            weights = [(name, tensor.detach().clone() if self.producer.overlapped else tensor) for name, tensor in engine_weights(self.model)]
+        self.producer.publish(version, weights)
 
     # ----------------------------------------------------------- checkpoints
     def save(self) -> Path:
@@ -229,7 +274,7 @@ class GRPOTrainer:
             "config": self.config.to_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "sampler": self.sampler.state_dict(),
+            "sampler": self.producer.sampler_state(self.step),
             "rng": rng_state(),
         }
         return save_checkpoint(self.output_dir / "checkpoints", self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints)
@@ -255,5 +300,5 @@ class GRPOTrainer:
         self.sampler.load_state_dict(state["sampler"])
         restore_rng_state(state["rng"])
         self.step = int(state["step"])
-        self.sync_engine()
+        self.sync_engine(self.step)
         self.log(f"resumed from {checkpoint} at step {self.step}")

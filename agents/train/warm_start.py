@@ -27,18 +27,20 @@ def warm_start(
     think: bool = True,
     guess_rate: float = 0.0,
     on_step: Callable[[int, float], None] | None = None,
+    teacher: OraclePolicy | None = None,
 ) -> tuple[Path, list[float]]:
     """SFT ``model_path`` on oracle episodes of ``env_id`` and save it to ``out_dir`` (atomically).
 
     ``think=False`` drops the oracle's ``<think>`` sentences: fewer tokens to learn, which
     is what a tiny model trained from scratch on two CPU cores needs. ``guess_rate``: the
     share of episodes in which the oracle answers at once, without searching, by
-    echoing the question's subject (see ``OraclePolicy``).
+    echoing the question's subject (see ``OraclePolicy``). ``teacher``: another scripted
+    policy to imitate instead (``think`` and ``guess_rate`` are then its own).
     """
     import deepresearch  # noqa: F401  (registers the env ids)
 
     env = gym.make(env_id, **(env_kwargs or {}))
-    oracle = OraclePolicy(env.unwrapped.protocol, think=think, guess_rate=guess_rate, seed=config.seed)
+    oracle = teacher or OraclePolicy(env.unwrapped.protocol, think=think, guess_rate=guess_rate, seed=config.seed)
     episodes = collect_oracle_trajectories(env, trajectories, oracle)
     model, tokenizer = load_policy(model_path, resolve_device(device))
     encoder = TurnEncoder.for_tokenizer(tokenizer, prompt_mode)

@@ -4,6 +4,12 @@ Uses ``logprobs_mode="processed_logprobs"``: vLLM then returns the logprob after
 temperature (and top-k/top-p, when set), and plain ``log_softmax(logits)`` for
 greedy requests, which is exactly the contract in ``base.py`` and what the
 transformers engine computes.
+
+Two ways in: ``generate`` (one batched ``LLM.generate`` call, the turn-synchronous
+reference) and ``submit`` (one request that joins the running batch at the next
+engine step: continuous batching, see ``vllm_steps.py``), which the asynchronous
+rollout uses. ``generate``, ``sync_weights``, ``sleep`` and ``wake`` wait for the
+submitted requests in flight to finish and hold new ones back meanwhile.
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ import logging
 import os
 import sys
 from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids
 from deepresearch.agents.rollout.engines.base import FinishReason, Generation, SamplingConfig, validate_prompts
 from deepresearch.agents.rollout.engines.logs import process_output_to, route_vllm_logs
+from deepresearch.agents.rollout.engines.vllm_steps import EngineStepLoop
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ def vllm_available() -> bool:
 
 
 class VLLMEngine:
-    """``RolloutEngine`` over ``vllm.LLM`` with token-id prompts."""
+    """``RolloutEngine`` and ``RequestEngine`` over ``vllm.LLM`` with token-id prompts."""
 
     def __init__(
         self,
@@ -124,35 +132,57 @@ class VLLMEngine:
         # CPU, sampling is seeded by the engine-level seed only.
         self.per_request_seeds = not on_cpu
         self._vocab_size = self.llm.llm_engine.model_config.get_vocab_size()
+        self._steps: EngineStepLoop[Generation] = EngineStepLoop(self.llm.llm_engine, lambda output: self._to_generation(output.outputs[0]))
+
+    @property
+    def busy_seconds(self) -> float:
+        """Time spent in engine steps for submitted requests (``generate`` calls are timed by their caller)."""
+        return self._steps.busy_seconds
 
     def generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[Generation]:
-        from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        self._check_prompts(prompts)
+        if not prompts:
+            return []
+        # Distinct seeds per prompt: one shared seed would make a GRPO group's copies identical.
+        seeds = [None if sampling.seed is None else sampling.seed + index for index in range(len(prompts))]
+        params = [self._sampling_params(sampling, seed) for seed in seeds]
+        requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
+        with self._steps.exclusive():
+            outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [self._to_generation(output.outputs[0]) for output in outputs]
+
+    def submit(self, prompt: list[int], sampling: SamplingConfig) -> Future[Generation]:
+        """One request, batched continuously with the others in flight; seeded by ``sampling.seed`` itself."""
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        self._check_prompts([prompt])
+        params = self._sampling_params(sampling, sampling.seed)
+        params.output_kind = RequestOutputKind.FINAL_ONLY
+        return self._steps.submit(TokensPrompt(prompt_token_ids=list(prompt)), params)
+
+    def _check_prompts(self, prompts: list[list[int]]) -> None:
         validate_prompts(prompts, self._vocab_size)
         too_long = [i for i, p in enumerate(prompts) if len(p) >= self.max_model_len]
         if too_long:
             raise ValueError(f"prompts {too_long[:5]} do not fit max_model_len={self.max_model_len}")
-        if not prompts:
-            return []
-        # Distinct seeds per prompt: one shared seed would make a GRPO group's copies identical.
-        params = [
-            SamplingParams(
-                max_tokens=sampling.max_new_tokens,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                top_k=max(sampling.top_k, 0),
-                stop=list(sampling.stop) or None,
-                stop_token_ids=sorted(self.end_of_turn_ids),
-                include_stop_str_in_output=True,
-                logprobs=0,
-                seed=None if sampling.seed is None or not self.per_request_seeds else sampling.seed + index,
-            )
-            for index in range(len(prompts))
-        ]
-        requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
-        return [self._to_generation(output.outputs[0]) for output in outputs]
+
+    def _sampling_params(self, sampling: SamplingConfig, seed: int | None) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            max_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=max(sampling.top_k, 0),
+            stop=list(sampling.stop) or None,
+            stop_token_ids=sorted(self.end_of_turn_ids),
+            include_stop_str_in_output=True,
+            logprobs=0,
+            seed=seed if self.per_request_seeds else None,
+        )
 
     def _to_generation(self, completion: Any) -> Generation:
         token_ids = list(completion.token_ids)
@@ -167,17 +197,20 @@ class VLLMEngine:
     def sync_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
         """Reload weights in place by checkpoint names, then drop KV blocks cached under the old weights."""
         weights = [(name, tensor.detach()) for name, tensor in named_tensors]
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
-        self.llm.reset_prefix_cache()
+        with self._steps.exclusive():
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+            self.llm.reset_prefix_cache()
 
     def sleep(self) -> None:
         """Offload weights and free the KV cache (GPU with sleep mode only)."""
         if self.sleep_mode:
-            self.llm.sleep(level=1)
+            with self._steps.exclusive():
+                self.llm.sleep(level=1)
 
     def wake(self) -> None:
         if self.sleep_mode:
-            self.llm.wake_up()
+            with self._steps.exclusive():
+                self.llm.wake_up()
 
 
 def _generation_config(config_class: Any, model_path: str | Path) -> Any | None:
