@@ -41,6 +41,40 @@ class UpdateConfig:
             raise ValueError(f"need micro_batch_size >= 1 and max_grad_norm > 0, got {self.micro_batch_size}, {self.max_grad_norm}")
 
 
+@dataclass(frozen=True)
+class StepShare:
+    """The whole optimizer step when several data-parallel processes take it together.
+
+    Each process normalises its loss by the step's totals over all processes, so the sum
+    of their gradients (FSDP sums them) is the single-process gradient; and each runs the
+    same number of micro-batches (forward and backward are collectives under FSDP),
+    padding with idle passes (``idle_batch``) that contribute nothing. One process: its own
+    totals (``StepShare.of(batch, size)``).
+    """
+
+    total_tokens: int
+    num_sequences: int
+    micro_batches: int
+
+    @classmethod
+    def of(cls, batch: RolloutBatch, micro_batch_size: int) -> StepShare:
+        return cls(int(batch.loss_mask[:, 1:].sum()), len(batch), len(micro_batches(batch, micro_batch_size)))
+
+
+def idle_batch(token_id: int) -> RolloutBatch:
+    """One two-token row (any in-vocabulary ``token_id``) with nothing to train: a process runs it to
+    keep in step with the others when it has fewer rows (its loss and gradient are exactly 0)."""
+    return RolloutBatch(
+        input_ids=torch.full((1, 2), token_id, dtype=torch.long),
+        attention_mask=torch.ones((1, 2), dtype=torch.long),
+        loss_mask=torch.zeros((1, 2), dtype=torch.long),
+        rollout_logprobs=torch.zeros((1, 2)),
+        rewards=torch.zeros(1),
+        group_ids=["idle"],
+        lengths=torch.tensor([2]),
+    )
+
+
 def autocast_for(device: torch.device):
     """bf16 autocast on GPU; full precision on CPU (bf16 matmuls are slow on most CPUs)."""
     if device.type == "cuda":
@@ -78,8 +112,13 @@ def grpo_update(
     ref_model: Any | None = None,
     temperature: float = 1.0,
     on_micro_batch: Callable[[], None] | None = None,
+    share: StepShare | None = None,
 ) -> dict[str, float]:
     """Accumulate the policy loss over micro-batches, clip, and step once. Returns metrics.
+
+    ``share``: the step's totals when data-parallel processes take it together (None: this
+    batch is the whole step). Metrics are then this process's part of each whole-step
+    value (sum them over processes); ``grad_norm`` and ``response_tokens`` are already global.
 
     ``temperature`` is the sampling temperature (1 for greedy): logits are divided by it
     so the trainer's logprobs are those of the distribution the engine sampled from.
@@ -87,12 +126,15 @@ def grpo_update(
     """
     model.train()
     device = next(model.parameters()).device
-    response_mask = batch.loss_mask[:, 1:]
-    total_tokens = max(int(response_mask.sum()), 1)
+    share = share or StepShare.of(batch, config.micro_batch_size)
+    total_tokens = max(share.total_tokens, 1)
+    plan = micro_batches(batch, config.micro_batch_size)
+    plan += [[]] * (share.micro_batches - len(plan))  # idle passes: other processes have more rows
     sums: dict[str, float] = defaultdict(float)
     optimizer.zero_grad(set_to_none=True)
-    for rows in micro_batches(batch, config.micro_batch_size):
-        part = batch.select(rows)
+    for rows in plan:
+        part = batch.select(rows) if rows else idle_batch(int(batch.input_ids[0, 0]))
+        part_advantages = advantages[rows] if rows else torch.zeros(1)
         logprobs, entropy = token_logprobs(model, part, temperature, config.log_entropy)
         mask = part.loss_mask[:, 1:].to(device)
         ref = None
@@ -102,13 +144,13 @@ def grpo_update(
         loss, metrics = policy_loss(
             logprobs,
             logprobs.detach(),  # one update per batch: the sampling policy is the current one
-            advantages[rows].to(device),
+            part_advantages.to(device),
             mask,
             config.loss,
             ref_logprobs=ref,
             rollout_logprobs=part.rollout_logprobs[:, 1:].to(device),
             total_tokens=total_tokens,
-            num_sequences=len(batch),
+            num_sequences=share.num_sequences,
         )
         loss.backward()
         tokens = metrics.pop("num_tokens")

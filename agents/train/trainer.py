@@ -5,6 +5,12 @@ against the env -> sleep the engine -> group-normalised advantages -> one masked
 policy-gradient update -> sync the new weights into the engine -> log. Held-out
 evaluation and atomic checkpoints every N steps; ``resume`` restores model,
 optimizer, scheduler, RNG and the exact data position.
+
+Launched by ``torchrun`` with several processes it trains data-parallel: the policy
+(and reference) are sharded with FSDP2, each process runs its own block of the step's
+questions (whole groups) on its own engine, the update's loss is normalised by the
+whole step's counts, metrics are reduced across processes, and rank 0 alone logs and
+writes episodes, plots and checkpoint metadata (``distributed.py``, ``sharding.py``).
 """
 
 from __future__ import annotations
@@ -22,18 +28,20 @@ from tqdm.auto import tqdm
 
 from deepresearch.agents.eval.held_out import evaluate
 from deepresearch.agents.grpo.advantages import group_advantages
-from deepresearch.agents.grpo.update import grpo_update, micro_batches
+from deepresearch.agents.grpo.update import StepShare, grpo_update, idle_batch
 from deepresearch.agents.models.demo_model import default_tiny_model
-from deepresearch.agents.models.loading import engine_weights, load_policy, resolve_device
+from deepresearch.agents.models.loading import engine_weights, load_policy
 from deepresearch.agents.rollout.batch import collate_episodes
 from deepresearch.agents.rollout.engines import RolloutEngine, make_engine, resolve_engine_kind
 from deepresearch.agents.rollout.runner import run_rollouts
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
-from deepresearch.agents.train.checkpoint import latest_checkpoint, load_trainer_state, restore_rng_state, rng_state, save_checkpoint
+from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, save_checkpoint
 from deepresearch.agents.train.config import GRPOConfig
+from deepresearch.agents.train.distributed import Parallel, reduce_metrics, update_reduction
 from deepresearch.agents.train.metrics_log import MetricsLogger, console_line
 from deepresearch.agents.train.sampler import QuestionSampler
+from deepresearch.agents.train.sharding import check_same_weights, shard_model
 from deepresearch.agents.trajectories import episode_record
 from deepresearch.envs import question_count, question_reset
 
@@ -48,22 +56,30 @@ def make_envs(env_id: str, count: int, kwargs: dict[str, Any]) -> list[Any]:
 
 
 def build_engine(
-    kind: str, model_path: str, model: Any, tokenizer: Any, device: torch.device, log_file: Path | None
+    kind: str, model_path: str, model: Any, tokenizer: Any, device: torch.device, log_file: Path | None, sharded: bool = False
 ) -> tuple[RolloutEngine, bool]:
     """The rollout engine and whether it generates with the trainer's own model object.
 
-    The transformers engine shares the live model (no weight sync needed); vLLM loads
+    The transformers engine shares the live model (no weight sync needed) unless the model
+    is sharded (every forward of a sharded model is a collective, and processes generate
+    different lengths): then it loads its own full copy and is synced like vLLM. vLLM loads
     its own copy (eager on CPU, where graph compilation costs ~30 s and gains little),
     writes its own output to ``log_file`` (None: the console), and is synced after every
     update.
     """
     if resolve_engine_kind(kind) == "hf":
+        if sharded:
+            return make_engine("hf", model_path, tokenizer=tokenizer, device=device), False
         return make_engine("hf", model, tokenizer=tokenizer), True
     max_len = min(model.config.get_text_config().max_position_embeddings, 8192)
     engine = make_engine(
         "vllm", model_path, tokenizer=tokenizer, max_model_len=max_len, enforce_eager=device.type == "cpu", log_file=log_file
     )
     return engine, False
+
+
+def _silent(line: str) -> None:
+    """The console of ranks other than 0."""
 
 
 class GRPOTrainer:
@@ -82,20 +98,26 @@ class GRPOTrainer:
         ``OUTPUT/engine.log`` and model-loading progress bars are off.
         """
         self.config = config
-        self.log = log
-        self.progress = progress
+        self.parallel = Parallel.from_environment(config.device, config.distributed.timeout_minutes)
+        self.log = log if self.parallel.is_main else _silent
+        self.progress = progress and self.parallel.is_main
         if not verbose:
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # the same LoRA initialisation on every process
         self.output_dir = Path(config.output_dir)
-        self.device = resolve_device(config.device)
+        self.device = self.parallel.device(config.device)
         self.model_path = str(config.model) if config.model else str(default_tiny_model())
         self.model, self.tokenizer = load_policy(
             self.model_path, self.device, config.lora_rank, config.lora_alpha, config.gradient_checkpointing
         )
-        self.envs = make_envs(config.env_id, config.group_size * config.questions_per_step, config.env_kwargs)
+        if self.parallel.is_distributed:
+            check_same_weights(self.model, self.parallel)
+            shard_model(self.model, config.distributed, self.device)
+        # This process's questions of each step (whole groups): a block of the step's questions.
+        self.questions = self.parallel.block(config.questions_per_step)
+        self.envs = make_envs(config.env_id, config.group_size * len(self.questions), config.env_kwargs)
         self.eval_envs: list[Any] | None = None
         # Other envs pick a question by reset seed: draw seeds from a large range.
         self.sampler = QuestionSampler(question_count(self.envs[0], default=1_000_000), seed=config.seed)
@@ -113,20 +135,24 @@ class GRPOTrainer:
         else:
             log_file = None if verbose else self.output_dir / "engine.log"
             self.engine, self.engine_shares_model = build_engine(
-                config.engine, self.model_path, self.model, self.tokenizer, self.device, log_file
+                config.engine, self.model_path, self.model, self.tokenizer, self.device, log_file, self.parallel.is_distributed
             )
         self.step = 0
+        self.best_eval_reward = float("-inf")
         if config.resume:
             self._resume()
 
     def _reference_model(self) -> Any:
         reference, _ = load_policy(self.model_path, self.device)
         reference.eval().requires_grad_(False)
+        if self.parallel.is_distributed:
+            shard_model(reference, self.config.distributed, self.device)
         return reference
 
     # ------------------------------------------------------------------ loop
     def train(self) -> list[dict[str, Any]]:
-        logger = MetricsLogger(self.output_dir, resumed_at=self.step if self.config.resume else None)
+        report_to = self.config.report_to if self.parallel.is_main else ()
+        logger = MetricsLogger(self.output_dir, self.step if self.config.resume else None, report_to, self.config.to_dict())
         history = []
         try:
             if self.step == 0 and self.config.eval_every > 0:
@@ -136,6 +162,7 @@ class GRPOTrainer:
                 self.step += 1
                 if self.config.eval_every > 0 and self.step % self.config.eval_every == 0:
                     metrics.update(self.evaluate())
+                    self._export_if_best(metrics["eval/reward"])
                 if self.config.save_every > 0 and (self.step % self.config.save_every == 0 or self.step == self.config.steps):
                     self.save()
                 logger.log(self.step, metrics)
@@ -143,78 +170,107 @@ class GRPOTrainer:
                 self.log(console_line(self.step, metrics, CONSOLE_KEYS))
         finally:
             logger.close()
+        export_hf_model(self.model, self.tokenizer, self.output_dir / "final_model", self.parallel)
         return history
+
+    def _export_if_best(self, reward: float) -> None:
+        """``OUTPUT/best_model``: a plain HF model of the best held-out reward so far."""
+        if reward > self.best_eval_reward:
+            self.best_eval_reward = reward
+            export_hf_model(self.model, self.tokenizer, self.output_dir / "best_model", self.parallel)
+
+    def close(self) -> None:
+        """Leave the process group (a no-op in a single process)."""
+        self.parallel.close()
 
     def train_step(self) -> dict[str, Any]:
         config = self.config
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        questions = self.sampler.take(config.questions_per_step)
+        questions = self.sampler.take(config.questions_per_step)  # the whole step's, the same on every process
         resets, group_ids = [], []
-        for slot, env in enumerate(self.envs):
+        slots = config.questions_per_step * config.group_size  # env slots are numbered across processes
+        for slot, env in enumerate(self.envs, start=self.questions.start * config.group_size):
             question = questions[slot // config.group_size]
-            resets.append(question_reset(env, question, seed=config.seed + self.step * len(self.envs) + slot))
+            resets.append(question_reset(env, question, seed=config.seed + self.step * slots + slot))
             group_ids.append((self.step, question))
 
-        # A fresh sampling seed per step (from the step, so a resumed run samples the same way).
-        rollout_config = replace(config.rollout, seed=config.seed * 1_000_003 + self.step * 1_009)
+        # A fresh sampling seed per step and process (from the step, so a resumed run samples the same way).
+        rollout_config = replace(config.rollout, seed=config.seed * 1_000_003 + self.step * 1_009 + self.parallel.rank * 7_919)
         self.engine.wake()
         with self._bar(len(self.envs), f"step {self.step + 1}/{config.steps} rollouts", "episode") as bar:
             episodes, stats = run_rollouts(self.engine, self.envs, resets, group_ids, rollout_config, self.encoder, bar.update)
         self.engine.sleep()
         timings["time/rollout"] = time.perf_counter() - started
         metrics: dict[str, Any] = episode_metrics(episodes)
-        metrics["data/questions"] = questions
         self._write_episodes(f"step_{self.step + 1:07d}", episodes[: config.episodes_to_log])
         metrics.update({"rollout/dropped": stats.dropped, "time/generate": stats.generate_seconds, "time/env": stats.env_seconds})
-        if not episodes:
-            return {**metrics, **timings}
 
-        batch = collate_episodes(episodes, self.tokenizer.pad_token_id, config.mask_env_tokens)
-        advantage = group_advantages(batch.rewards, batch.group_ids, config.scale_rewards_by_std, expected_group_size=config.group_size)
-        metrics.update({"grpo/zero_variance_groups": advantage.num_zero_variance_groups, "grpo/groups": advantage.num_groups})
-        advantages = advantage.advantages
-        if config.filter_zero_variance:
-            keep = (~advantage.zero_variance_mask).nonzero().flatten().tolist()
-            if not keep:
-                return {**metrics, **timings, "grpo/skipped": 1}
-            batch, advantages = batch.select(keep), advantages[keep]
+        batch, advantages = None, None
+        if episodes:
+            batch = collate_episodes(episodes, self.tokenizer.pad_token_id, config.mask_env_tokens)
+            advantage = group_advantages(batch.rewards, batch.group_ids, config.scale_rewards_by_std, expected_group_size=config.group_size)
+            metrics.update({"grpo/zero_variance_groups": advantage.num_zero_variance_groups, "grpo/groups": advantage.num_groups})
+            advantages = advantage.advantages
+            if config.filter_zero_variance:
+                keep = (~advantage.zero_variance_mask).nonzero().flatten().tolist()
+                batch, advantages = (batch.select(keep), advantages[keep]) if keep else (None, None)
+        metrics = {**reduce_metrics(self.parallel, metrics), "data/questions": questions}
+        share = self._step_share(batch)
+        if share is None:  # no process has a row to train on
+            skipped = {"grpo/skipped": 1} if config.filter_zero_variance and metrics.get("episodes") else {}
+            return {**metrics, **reduce_metrics(self.parallel, timings), **skipped}
+        if batch is None:  # other processes have rows: take part in the step with idle passes
+            batch, advantages = idle_batch(self.tokenizer.pad_token_id), torch.zeros(1)
 
         started = time.perf_counter()
         temperature = config.rollout.temperature if config.rollout.temperature > 0 else 1.0
-        with self._bar(len(micro_batches(batch, config.update.micro_batch_size)), f"step {self.step + 1}/{config.steps} update", "micro-batch") as bar:
-            update = grpo_update(self.model, self.optimizer, batch, advantages, config.update, self.ref_model, temperature, lambda: bar.update(1))
-        metrics.update(update)
+        with self._bar(share.micro_batches, f"step {self.step + 1}/{config.steps} update", "micro-batch") as bar:
+            update = grpo_update(
+                self.model, self.optimizer, batch, advantages, config.update, self.ref_model, temperature, lambda: bar.update(1), share
+            )
+        metrics.update(reduce_metrics(self.parallel, update, rule=update_reduction))
         self.scheduler.step()
         timings["time/update"] = time.perf_counter() - started
         started = time.perf_counter()
         self.sync_engine()
         timings["time/sync"] = time.perf_counter() - started
         metrics["lr"] = self.scheduler.get_last_lr()[0]
-        return {**metrics, **timings}
+        return {**metrics, **reduce_metrics(self.parallel, timings)}
+
+    def _step_share(self, batch: Any) -> StepShare | None:
+        """The step's totals over all processes (None when nobody has a row to train on)."""
+        local = StepShare.of(batch, self.config.update.micro_batch_size) if batch is not None else StepShare(0, 0, 0)
+        tokens, sequences = self.parallel.all_reduce([local.total_tokens, local.num_sequences], "sum")
+        (most_micro_batches,) = self.parallel.all_reduce([local.micro_batches], "max")
+        return StepShare(int(tokens), int(sequences), int(most_micro_batches)) if sequences > 0 else None
 
     def evaluate(self) -> dict[str, float]:
         """Greedy reward on the held-out questions (the eval envs are built once)."""
+        block = self.parallel.block(self.config.eval_questions)  # this process's held-out questions
         if self.eval_envs is None:
-            self.eval_envs = make_envs(self.config.env_id, self.config.eval_questions, self.config.eval_kwargs())
+            self.eval_envs = make_envs(self.config.env_id, len(block), self.config.eval_kwargs())
         self.engine.wake()
         with self._bar(len(self.eval_envs), f"evaluation at step {self.step}", "episode") as bar:
-            result, episodes = evaluate(self.engine, self.encoder, self.eval_envs, self.config.rollout, bar.update)
+            result, episodes = evaluate(self.engine, self.encoder, self.eval_envs, self.config.rollout, bar.update, block.start)
         self.engine.sleep()
-        self._write_episodes(f"eval_{self.step:07d}", episodes)
-        return {f"eval/{name}": value for name, value in result.items()}
+        self._write_episodes(f"eval_{self.step:07d}", episodes, gather=True)
+        return {f"eval/{name}": value for name, value in reduce_metrics(self.parallel, result).items()}
 
     def _bar(self, total: int, description: str, unit: str) -> tqdm:
         """A transient progress bar for one phase (gone once the phase ends; off without ``progress``)."""
         return tqdm(total=total, desc=description, unit=unit, leave=False, disable=not self.progress, dynamic_ncols=True)
 
-    def _write_episodes(self, name: str, episodes: list[Any]) -> None:
-        """Sampled episodes as JSON lines under ``episodes/``, for ``deepresearch view RUN_DIR``."""
-        if not episodes:
+    def _write_episodes(self, name: str, episodes: list[Any], gather: bool = False) -> None:
+        """Episodes as JSON lines under ``episodes/``, for ``deepresearch view RUN_DIR``, written by
+        rank 0: its own (a sample), or with ``gather`` every process's (held-out evaluation)."""
+        lines = [json.dumps(episode_record(e, step=self.step, run=name)) for e in episodes]
+        if gather:
+            lines = [line for part in self.parallel.all_gather_objects(lines) for line in part]
+        if not lines or not self.parallel.is_main:
             return
         directory = self.output_dir / "episodes"
         directory.mkdir(parents=True, exist_ok=True)
-        lines = [json.dumps(episode_record(e, step=self.step, run=name)) for e in episodes]
         (directory / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def sync_engine(self) -> None:
@@ -227,33 +283,23 @@ class GRPOTrainer:
         state = {
             "step": self.step,
             "config": self.config.to_dict(),
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "sampler": self.sampler.state_dict(),
-            "rng": rng_state(),
+            "best_eval_reward": self.best_eval_reward,
         }
-        return save_checkpoint(self.output_dir / "checkpoints", self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints)
+        return save_checkpoint(
+            self.output_dir / "checkpoints", self.step, self.model, self.optimizer, state, self.parallel, self.config.keep_checkpoints
+        )
 
     def _resume(self) -> None:
         checkpoint = latest_checkpoint(self.output_dir / "checkpoints")
         if checkpoint is None:
             self.log("resume: no complete checkpoint found; starting from scratch")
             return
-        state = load_trainer_state(checkpoint)
-        from transformers import AutoModelForCausalLM
-
-        if self.config.lora_rank > 0:
-            from peft import set_peft_model_state_dict
-            from safetensors.torch import load_file
-
-            set_peft_model_state_dict(self.model, load_file(str(checkpoint / "model" / "adapter_model.safetensors")))
-        else:
-            saved = AutoModelForCausalLM.from_pretrained(str(checkpoint / "model"), dtype=torch.float32)
-            self.model.load_state_dict(saved.state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
+        state = load_checkpoint(checkpoint, self.model, self.optimizer, self.parallel)
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
-        restore_rng_state(state["rng"])
+        self.best_eval_reward = state["best_eval_reward"]
         self.step = int(state["step"])
         self.sync_engine()
         self.log(f"resumed from {checkpoint} at step {self.step}")
