@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluate a policy on QA datasets (results JSONL + table)", "deepresearch.agents.eval.cli:configure"),
     "view": ("write a static HTML viewer of trajectories", "deepresearch.agents.viewer.cli:configure"),
+    "train": ("GRPO from a YAML config / recipe with key=value overrides (torchrun: data-parallel)", "deepresearch.agents.train.cli:configure"),
     "index": ("build a local retrieval index (flat/hnsw/ivfpq/bm25)", "deepresearch.envs.retrieval.cli:configure_index"),
     "serve-retriever": ("serve an index over HTTP (Search-R1 /retrieve)", "deepresearch.envs.retrieval.cli:configure_serve"),
 }

@@ -148,17 +148,27 @@ def export_hf_model(model: torch.nn.Module, tokenizer: Any, out_dir: Path, paral
     from deepresearch.agents.models.loading import engine_weights
     from deepresearch.agents.train.sharding import base_model
 
+    base = base_model(model)
+    tied_head = _tied_head_name(base)
     state = {}
     for name, tensor in engine_weights(model):
-        if parallel.is_main:
+        if parallel.is_main and name != tied_head:
             state[name] = tensor.detach().to("cpu", copy=True)
     if parallel.is_main:
         staging = out_dir.with_name(f".{out_dir.name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        base_model(model).save_pretrained(staging, state_dict=state, safe_serialization=True)
+        base.save_pretrained(staging, state_dict=state, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
     parallel.barrier()
     return out_dir
+
+
+def _tied_head_name(base: Any) -> str | None:
+    """The output head's weight name when it is tied to the input embeddings (written once, as they are)."""
+    if not base.config.get_text_config().tie_word_embeddings:
+        return None
+    head = base.get_output_embeddings()
+    return next((f"{name}.weight" for name, module in base.named_modules() if module is head), None)

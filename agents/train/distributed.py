@@ -194,8 +194,10 @@ def reduce_metrics(
     """
     if not parallel.is_distributed:
         return dict(metrics)
-    names = sorted(set().union(*parallel.all_gather_objects(sorted(metrics))))
-    numbers = [n for n in names if isinstance(metrics.get(n, 0.0), (int, float)) and not isinstance(metrics.get(n), bool)]
+    # Which names are numbers, agreed by all ranks (a rank may lack a key another has).
+    kinds = parallel.all_gather_objects({name: _is_number(value) for name, value in metrics.items()})
+    names = sorted(set().union(*kinds))
+    numbers = [n for n in names if all(kind.get(n, True) for kind in kinds)]
     others = [n for n in names if n not in numbers]
     default_weight = float(metrics.get("episodes", 0))
     sums, maxima = [], []
@@ -220,3 +222,7 @@ def reduce_metrics(
         parts = [part[name] for part in gathered if name in part]
         reduced[name] = [item for part in parts for item in (part if isinstance(part, list) else [part])]
     return reduced
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -16,6 +16,7 @@ writes episodes, plots and checkpoint metadata (``distributed.py``, ``sharding.p
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -72,8 +73,14 @@ def build_engine(
             return make_engine("hf", model_path, tokenizer=tokenizer, device=device), False
         return make_engine("hf", model, tokenizer=tokenizer), True
     max_len = min(model.config.get_text_config().max_position_embeddings, 8192)
+    launcher: dict[str, Any] = {}
+    if sharded:
+        # One engine per process inside torchrun's group: vLLM joins that group ("external
+        # launcher") instead of starting its own, which needs it to stay in this process.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        launcher["distributed_executor_backend"] = "external_launcher"
     engine = make_engine(
-        "vllm", model_path, tokenizer=tokenizer, max_model_len=max_len, enforce_eager=device.type == "cpu", log_file=log_file
+        "vllm", model_path, tokenizer=tokenizer, max_model_len=max_len, enforce_eager=device.type == "cpu", log_file=log_file, **launcher
     )
     return engine, False
 
@@ -109,8 +116,10 @@ class GRPOTrainer:
         self.output_dir = Path(config.output_dir)
         self.device = self.parallel.device(config.device)
         self.model_path = str(config.model) if config.model else str(default_tiny_model())
+        # Sharded runs load on the CPU: fully_shard moves only each process's shards to its GPU.
+        self.load_device = torch.device("cpu") if self.parallel.is_distributed else self.device
         self.model, self.tokenizer = load_policy(
-            self.model_path, self.device, config.lora_rank, config.lora_alpha, config.gradient_checkpointing
+            self.model_path, self.load_device, config.lora_rank, config.lora_alpha, config.gradient_checkpointing
         )
         if self.parallel.is_distributed:
             check_same_weights(self.model, self.parallel)
@@ -143,7 +152,7 @@ class GRPOTrainer:
             self._resume()
 
     def _reference_model(self) -> Any:
-        reference, _ = load_policy(self.model_path, self.device)
+        reference, _ = load_policy(self.model_path, self.load_device)
         reference.eval().requires_grad_(False)
         if self.parallel.is_distributed:
             shard_model(reference, self.config.distributed, self.device)

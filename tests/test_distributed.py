@@ -1,0 +1,178 @@
+"""Data-parallel GRPO under real ``torchrun`` processes (gloo on CPU, FSDP2 over the tiny model).
+
+Every run uses ``tests/distributed_worker.py``, whose engine answers half of each group right,
+so a run at any world size sees exactly the same episodes and the trainers can be compared
+number for number: one process against two, and resumes across world sizes and after a kill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+from deepresearch.agents import GRPOConfig, read_metrics
+from deepresearch.agents.grpo.update import UpdateConfig
+from deepresearch.agents.rollout.runner import RolloutConfig
+from deepresearch.agents.train.config import OptimizerConfig
+from deepresearch.agents.train.distributed import Parallel, reduce_metrics, update_reduction
+
+WORKER = REPO_ROOT / "tests" / "distributed_worker.py"
+RUN = dict(
+    engine="hf",
+    group_size=2,
+    questions_per_step=4,
+    eval_every=0,
+    save_every=1,
+    prompt_mode="text",
+    rollout=RolloutConfig(max_new_tokens_per_turn=8, max_response_tokens=48),
+    optimizer=OptimizerConfig(learning_rate=1e-3),
+    update=UpdateConfig(micro_batch_size=3),  # 8 rows: 3 micro-batches alone, 2 per rank (one idle pass on neither)
+    report_to=("jsonl",),
+)
+LEARNING_RATE = 1e-3
+
+
+def launch(output_dir: Path, processes: int, steps: int, resume: bool = False, **overrides) -> subprocess.Popen:
+    """The worker alone (1) or under ``torchrun --nproc-per-node N`` (N > 1)."""
+    config = GRPOConfig(**{**RUN, **overrides}, steps=steps, resume=resume, output_dir=str(output_dir))
+    prefix = [sys.executable]
+    if processes > 1:
+        prefix += ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes), "--max-restarts", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [*prefix, str(WORKER), json.dumps(config.to_dict())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def train(output_dir: Path, processes: int, steps: int, resume: bool = False, **overrides) -> str:
+    process = launch(output_dir, processes, steps, resume, **overrides)
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, output[-4000:]
+    return output
+
+
+def final_weights(output_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(output_dir / "final_model" / "model.safetensors"))
+
+
+def initial_weights() -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    from deepresearch.agents import default_tiny_model
+
+    return load_file(str(default_tiny_model() / "model.safetensors"))
+
+
+def assert_same_update(ours: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> None:
+    """Equal to float tolerance: the updates differ by < 0.1% (relative norm), no weight by > lr/10."""
+    start = initial_weights()
+    assert sorted(ours) == sorted(reference) == sorted(start)
+    difference = sum(float(((ours[k] - reference[k]).double() ** 2).sum()) for k in start) ** 0.5
+    update = sum(float(((reference[k] - start[k]).double() ** 2).sum()) for k in start) ** 0.5
+    assert update > 0.1, "the reference run did not train"
+    assert difference / update < 1e-3
+    assert max(float((ours[k] - reference[k]).abs().max()) for k in start) < LEARNING_RATE / 10
+
+
+def by_step(output_dir: Path) -> dict[int, dict]:
+    return {record["step"]: record for record in read_metrics(output_dir / "metrics.jsonl")}
+
+
+def test_blocks_split_whole_groups_evenly() -> None:
+    blocks = [Parallel(rank, 3).block(8) for rank in range(3)]
+    assert [list(b) for b in blocks] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert list(Parallel().block(5)) == [0, 1, 2, 3, 4]
+
+
+def _reduce_in_group(rank: int, directory: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{directory}/store", rank=rank, world_size=2)
+    parallel = Parallel(rank, 2)
+    metrics = {"episodes": [3, 1][rank], "reward/mean": [1.0, 0.0][rank], "time/generate": [2.0, 5.0][rank], "rollout/dropped": 1}
+    if rank == 0:
+        metrics["data/questions"] = [7, 8]
+    update = {"loss": [0.25, 0.5][rank], "grad_norm": 3.0, "entropy": [0.1, 0.2][rank]}
+    reduced = [reduce_metrics(parallel, metrics), reduce_metrics(parallel, update, rule=update_reduction)]
+    Path(directory, f"rank{rank}.json").write_text(json.dumps(reduced))
+    dist.destroy_process_group()
+
+
+def test_metrics_reduce_by_kind_across_two_real_processes(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_reduce_in_group, args=(str(tmp_path),), nprocs=2)
+    episodes, update = json.loads((tmp_path / "rank0.json").read_text())
+    assert [episodes, update] == json.loads((tmp_path / "rank1.json").read_text())
+    # Rewards: mean weighted by episodes; times: the slowest rank; counts: summed; lists: gathered.
+    assert episodes == {"episodes": 4.0, "reward/mean": 0.75, "time/generate": 5.0, "rollout/dropped": 2.0, "data/questions": [7, 8]}
+    # Update metrics are each rank's part of the whole-step value; grad_norm is already global.
+    assert update == {"loss": 0.75, "grad_norm": 3.0, "entropy": pytest.approx(0.3)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_two_processes_take_the_same_step_as_one(tmp_path: Path, lora_rank: int) -> None:
+    train(tmp_path / "one", 1, steps=1, lora_rank=lora_rank)
+    train(tmp_path / "two", 2, steps=1, lora_rank=lora_rank)
+    one, two = by_step(tmp_path / "one")[1], by_step(tmp_path / "two")[1]
+    assert one["data/questions"] == two["data/questions"] and one["episodes"] == two["episodes"] == 8
+    assert one["reward/mean"] == two["reward/mean"] == pytest.approx(0.55)
+    for key in ("loss", "grad_norm", "entropy", "response_tokens", "ratio_mean"):
+        assert two[key] == pytest.approx(one[key], rel=1e-5), key
+    assert_same_update(final_weights(tmp_path / "two"), final_weights(tmp_path / "one"))
+    # Rank 0 alone wrote the run's files; each rank wrote its own checkpoint shard.
+    state = tmp_path / "two" / "checkpoints" / "checkpoint-0000001" / "state"
+    assert len(list(state.glob("*.distcp"))) == 2 and (tmp_path / "two" / "config.yaml").is_file()
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three uninterrupted steps in one process: what every resumed run must reproduce."""
+    output_dir = tmp_path_factory.mktemp("reference")
+    train(output_dir, 1, steps=3)
+    return output_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("before", "after"), [(2, 1), (1, 2)])
+def test_resume_at_another_world_size_continues_the_same_run(tmp_path: Path, reference_run: Path, before: int, after: int) -> None:
+    train(tmp_path, before, steps=2)
+    output = train(tmp_path, after, steps=3, resume=True)
+    assert "resumed from" in output and "checkpoint-0000002" in output
+    ours, reference = by_step(tmp_path), by_step(reference_run)
+    assert [ours[s]["data/questions"] for s in (1, 2, 3)] == [reference[s]["data/questions"] for s in (1, 2, 3)]
+    assert ours[3]["loss"] == pytest.approx(reference[3]["loss"], rel=1e-4)
+    assert_same_update(final_weights(tmp_path), final_weights(reference_run))
+
+
+@pytest.mark.slow
+def test_kill_9_of_one_rank_then_resume_loses_at_most_the_step_in_flight(tmp_path: Path, reference_run: Path) -> None:
+    victim = launch(tmp_path, 2, steps=4)
+    deadline = time.monotonic() + 900
+    while not (tmp_path / "checkpoints" / "checkpoint-0000002").is_dir():
+        assert victim.poll() is None and time.monotonic() < deadline, "training ended before it could be killed"
+        time.sleep(0.05)
+    logged = max(by_step(tmp_path))  # every logged step was checkpointed first
+    os.kill(int((tmp_path / "pid-rank1").read_text()), signal.SIGKILL)
+    victim.communicate(timeout=300)
+    assert victim.returncode != 0
+    (tmp_path / "checkpoints" / ".checkpoint-0000004.tmp").mkdir(exist_ok=True)  # debris of a cut-off write
+
+    output = train(tmp_path, 2, steps=4, resume=True)
+    resumed_at = int(output.split("checkpoint-")[1][:7])
+    assert resumed_at >= logged >= 2
+    ours, reference = by_step(tmp_path), by_step(reference_run)
+    assert [ours[s]["data/questions"] for s in (1, 2, 3)] == [reference[s]["data/questions"] for s in (1, 2, 3)]
+    assert sorted(ours) == [1, 2, 3, 4]
