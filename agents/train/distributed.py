@@ -14,6 +14,7 @@ loss normalisers (the whole step's token count) and the metrics, reduced here.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -140,11 +141,18 @@ class Parallel:
             dist.barrier()
 
     def close(self) -> None:
-        if self.is_distributed:
-            import torch.distributed as dist
+        """Destroy the process group. A vLLM engine that joined it (``external_launcher``) made
+        subgroups of it and tears them down, and the group itself, in its own cleanup at exit;
+        running that cleanup first (it is idempotent) keeps both in order."""
+        if not self.is_distributed:
+            return
+        import torch.distributed as dist
 
-            if dist.is_initialized():
-                dist.destroy_process_group()
+        vllm_groups = sys.modules.get("vllm.distributed.parallel_state")
+        if vllm_groups is not None:
+            vllm_groups.cleanup_dist_env_and_memory()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
     def _collective_device(self) -> torch.device:
         import torch.distributed as dist

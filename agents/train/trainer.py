@@ -189,7 +189,7 @@ class GRPOTrainer:
             export_hf_model(self.model, self.tokenizer, self.output_dir / "best_model", self.parallel)
 
     def close(self) -> None:
-        """Leave the process group (a no-op in a single process)."""
+        """Leave the process group (a no-op in a single process); no rollouts after this."""
         self.parallel.close()
 
     def train_step(self) -> dict[str, Any]:
