@@ -141,6 +141,44 @@ def test_metrics_reduce_by_kind_across_two_real_processes(tmp_path: Path) -> Non
     assert update == {"loss": 0.75, "grad_norm": 3.0, "entropy": pytest.approx(0.3)}
 
 
+def _check_weights_in_group(rank: int, directory: str) -> None:
+    import torch.distributed as dist
+
+    from deepresearch.agents.train.sharding import check_same_weights
+
+    dist.init_process_group("gloo", init_method=f"file://{directory}/store", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    same = torch.nn.Linear(4, 4)
+    torch.manual_seed(rank)  # as if each rank had initialised LoRA under its own seed
+    different = torch.nn.Linear(4, 4)
+    outcome = {"same": "ok"}
+    check_same_weights(same, Parallel(rank, 2))
+    try:
+        check_same_weights(different, Parallel(rank, 2))
+        outcome["different"] = "ok"
+    except RuntimeError as error:
+        outcome["different"] = str(error)
+    Path(directory, f"rank{rank}.json").write_text(json.dumps(outcome))
+    dist.destroy_process_group()
+
+
+def test_processes_that_start_from_different_weights_are_refused(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_check_weights_in_group, args=(str(tmp_path),), nprocs=2)
+    for rank in (0, 1):
+        outcome = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert outcome["same"] == "ok" and "different initial weights" in outcome["different"]
+
+
+def test_cpu_offload_is_refused_on_cpu_with_the_fsdp2_error() -> None:
+    from deepresearch.agents.train.distributed import DistributedConfig
+    from deepresearch.agents.train.sharding import shard_model
+
+    with pytest.raises(ValueError, match="Cannot access accelerator device when none is available"):
+        shard_model(torch.nn.Linear(2, 2), DistributedConfig(cpu_offload=True), torch.device("cpu"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lora_rank", [0, 4])
 def test_two_processes_take_the_same_step_as_one(tmp_path: Path, lora_rank: int) -> None:
