@@ -105,7 +105,7 @@ class Parallel:
 
     # ---------------------------------------------------------- collectives
     def all_reduce(self, values: list[float], op: Literal["sum", "max", "min"] = "sum") -> list[float]:
-        """Element-wise reduction of a short list of numbers over all ranks (float64, on the CPU group)."""
+        """Element-wise reduction of a short list of numbers over all ranks (float64; on the GPU under NCCL)."""
         if not self.is_distributed or not values:
             return list(values)
         import torch.distributed as dist
@@ -123,16 +123,6 @@ class Parallel:
         gathered: list[Any] = [None] * self.world_size
         dist.all_gather_object(gathered, value)
         return gathered
-
-    def broadcast_object(self, value: T) -> T:
-        """Rank 0's ``value`` on every rank."""
-        if not self.is_distributed:
-            return value
-        import torch.distributed as dist
-
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
 
     def barrier(self) -> None:
         if self.is_distributed:

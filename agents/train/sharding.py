@@ -62,7 +62,9 @@ def shard_model(model: torch.nn.Module, config: DistributedConfig, device: torch
     for block in transformer_blocks(model):
         fully_shard(block, reshard_after_forward=reshard, **options)
     base = base_model(model)
-    fully_shard([base.get_decoder(), base.get_output_embeddings()], reshard_after_forward=reshard, **options)
+    decoder, head = base.get_decoder(), base.get_output_embeddings()
+    if decoder is not base and head is not None:  # else the loss runs the whole model's forward
+        fully_shard([decoder, head], reshard_after_forward=reshard, **options)
     fully_shard(model, reshard_after_forward=reshard, **options)
     # Sum, not average (see the module docstring); plain SUM collectives, which gloo has
     # (a divide factor alone selects NCCL's PREMUL_SUM: "Cannot use ReduceOp.PREMUL_SUM with Gloo").
