@@ -11,6 +11,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluate a policy on QA datasets (results JSONL + table)", "deepresearch.agents.eval.cli:configure"),
     "data": ("prepare QA data: drop questions a model answers without search", "deepresearch.agents.contamination_filter:configure"),
     "view": ("write a static HTML viewer of trajectories", "deepresearch.agents.viewer.cli:configure"),
+    "train": ("GRPO from a YAML config / recipe with key=value overrides (torchrun: data-parallel)", "deepresearch.agents.train.cli:configure"),
     "index": ("build a local retrieval index (flat/hnsw/ivfpq/bm25)", "deepresearch.envs.retrieval.cli:configure_index"),
     "serve-retriever": ("serve an index over HTTP (Search-R1 /retrieve)", "deepresearch.envs.retrieval.cli:configure_serve"),
     "web": ("live-web tools: record/replay snapshots (export, import, stats, prune)", "deepresearch.envs.web.snapshot_cli:configure"),

@@ -10,12 +10,18 @@ before and after GRPO.
     python examples/train_grpo.py
     python examples/train_grpo.py --model Qwen/Qwen2.5-7B-Instruct --engine vllm \
         --env-kwargs '{"corpus": "wiki18_index/", "dataset": "musique/train.jsonl"}' --steps 200
+    torchrun --nproc-per-node 8 examples/train_grpo.py --model Qwen/Qwen2.5-7B-Instruct --engine vllm ...
+
+Under torchrun every process runs this script and trains data-parallel; the tiny model's
+warm start runs in one process, so warm-start first (``--steps 0``), then pass
+``--model OUTPUT/warm_start`` to torchrun.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -98,6 +104,9 @@ def main() -> None:
         env_kwargs["protocol"] = args.protocol
     if args.dataset:
         env_kwargs["dataset"] = args.dataset
+    if args.model is None and args.sft_steps > 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SystemExit("the warm start runs in one process: run it first without torchrun (--steps 0), "
+                         f"then torchrun ... --model {output_dir / 'warm_start'}")
     model = args.model or warm_started_tiny_model(args, env_kwargs, output_dir)
     flags = {
         "group_size": args.group_size,
@@ -125,6 +134,9 @@ def main() -> None:
     trainer = GRPOTrainer(config, verbose=args.verbose)
     started = time.perf_counter()
     trainer.train()
+    trainer.close()
+    if not trainer.parallel.is_main:  # under torchrun, rank 0 reports
+        return
     records = read_metrics(output_dir / "metrics.jsonl")
     evals = [r for r in records if "eval/reward" in r]
     plot = plot_run(records, output_dir / "training.png")

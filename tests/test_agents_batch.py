@@ -48,42 +48,42 @@ def test_sampler_is_seeded_spans_epochs_and_resumes_exactly():
     assert QuestionSampler(5, seed=4).take(5) != first[:5]
 
 
-class TinySaver:
-    """Stands in for a model/tokenizer: writes one file, like save_pretrained."""
+def test_checkpoints_are_atomic_pruned_and_restore_the_weights(tmp_path):
+    from deepresearch.agents.train.checkpoint import load_checkpoint
+    from deepresearch.agents.train.distributed import Parallel
 
-    def __init__(self, filename: str, payload: str) -> None:
-        self.filename, self.payload = filename, payload
-
-    def save_pretrained(self, directory, **_):
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / self.filename).write_text(self.payload)
-
-
-def test_checkpoints_are_atomic_and_pruned(tmp_path):
+    single = Parallel()
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
     for step in (1, 2, 3):
-        save_checkpoint(tmp_path, step, TinySaver("weights.txt", f"w{step}"), TinySaver("tokenizer.txt", "tok"), {"step": step}, keep=2)
+        model(torch.ones(1, 3)).sum().backward()
+        optimizer.step()
+        save_checkpoint(tmp_path, step, model, optimizer, {"step": step}, single, keep=2)
     assert [p.name for p in complete_checkpoints(tmp_path)] == ["checkpoint-0000002", "checkpoint-0000003"]
     # A write killed midway leaves a staging dir or an unmarked dir: both are ignored.
-    (tmp_path / ".checkpoint-0000004.tmp-999").mkdir()
+    (tmp_path / ".checkpoint-0000004.tmp").mkdir()
     (tmp_path / "checkpoint-0000005").mkdir()
     assert latest_checkpoint(tmp_path).name == "checkpoint-0000003"
-    assert (latest_checkpoint(tmp_path) / "model" / "weights.txt").read_text() == "w3"
-    assert torch.load(latest_checkpoint(tmp_path) / "trainer_state.pt")["step"] == 3
+    fresh = torch.nn.Linear(3, 2)
+    fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=0.1)
+    assert load_checkpoint(latest_checkpoint(tmp_path), fresh, fresh_optimizer, single)["step"] == 3
+    assert torch.equal(fresh.weight, model.weight) and torch.equal(fresh.bias, model.bias)
+    assert fresh_optimizer.state_dict()["state"][0]["step"] == 3
 
 
 def test_metrics_log_starts_fresh_or_resumes_without_stale_or_torn_lines(tmp_path):
     from deepresearch.agents.train.metrics_log import MetricsLogger, read_metrics
 
-    logger = MetricsLogger(tmp_path, use_tensorboard=False)
+    logger = MetricsLogger(tmp_path, report_to=("jsonl",))
     for step in (0, 1, 2, 3):
         logger.log(step, {"reward/mean": step / 10})
     logger.close()
     with (tmp_path / "metrics.jsonl").open("a") as handle:
         handle.write('{"step": 4, "rew')  # killed mid-write
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2, 3]
-    resumed = MetricsLogger(tmp_path, resumed_at=2, use_tensorboard=False)  # last checkpoint: step 2
+    resumed = MetricsLogger(tmp_path, resumed_at=2, report_to=("jsonl",))  # last checkpoint: step 2
     resumed.log(3, {"reward/mean": 0.9})
     resumed.close()
     assert [(r["step"], r["reward/mean"]) for r in read_metrics(tmp_path / "metrics.jsonl")] == [(0, 0.0), (1, 0.1), (2, 0.2), (3, 0.9)]
-    MetricsLogger(tmp_path, use_tensorboard=False).close()  # a fresh run
+    MetricsLogger(tmp_path, report_to=("jsonl",)).close()  # a fresh run
     assert read_metrics(tmp_path / "metrics.jsonl") == []

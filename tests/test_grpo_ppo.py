@@ -10,7 +10,7 @@ from agents_helpers import tiny_policy
 from deepresearch.agents import collate_episodes, group_advantages
 from deepresearch.agents.grpo.importance import importance_weight_stats
 from deepresearch.agents.grpo.loss import PolicyLossConfig
-from deepresearch.agents.grpo.update import UpdateConfig, count_micro_batches, grpo_update, mini_batches, token_logprobs
+from deepresearch.agents.grpo.update import StepShare, UpdateConfig, UpdatePlan, grpo_update, token_logprobs
 from deepresearch.agents.rollout.episode import Episode
 
 ANSWERS = [("Phokaelmath", 1.0), ("Tarsenby", 0.0), ("Velmora", 1.0), ("Quistad", 0.0)]
@@ -68,7 +68,7 @@ def test_several_mini_batches_clip_the_ratio_exactly_where_it_leaves_the_range()
         old = token_logprobs(model, batch, 1.0)[0]
     metrics = grpo_update(model, optimizer, batch, advantages, config)
 
-    steps = [rows for _ in range(config.ppo_epochs) for rows in mini_batches(len(batch), config.mini_batch_size)]
+    steps = [list(rows) for _ in range(config.ppo_epochs) for rows in UpdatePlan.of(batch, config).rows]
     assert metrics["optimizer_steps"] == len(steps) == len(optimizer.before_step) == 4
     mask = batch.loss_mask[:, 1:].bool()
     high = low = tokens = 0
@@ -106,7 +106,23 @@ def test_importance_weights_are_logged_as_a_distribution():
 def test_progress_counts_every_forward_pass():
     _, tokenizer, _ = tiny_policy()
     batch = answer_batch(tokenizer)
-    assert mini_batches(4, 3) == [[0, 1, 2], [3]] and mini_batches(4, None) == [[0, 1, 2, 3]]
-    assert count_micro_batches(batch, UpdateConfig(micro_batch_size=2, ppo_epochs=3, mini_batch_size=3)) == 3 * (2 + 1)
+    config = UpdateConfig(micro_batch_size=2, ppo_epochs=3, mini_batch_size=3)
+    assert len(batch) == 4 and UpdatePlan.of(batch, config).rows == ((0, 1, 2), (3,))
+    assert UpdatePlan.of(batch, UpdateConfig(micro_batch_size=2)).rows == ((0, 1, 2, 3),)
+    assert UpdatePlan.of(batch, config).training_passes(config.ppo_epochs) == 3 * (2 + 1)
     with pytest.raises(ValueError):
         UpdateConfig(ppo_epochs=0)
+
+
+def test_processes_take_the_steps_one_process_would():
+    """Rows 0-4 on process 0 and 5-7 on process 1 (process 2 has none): mini-batches of 3 are
+    rows [0-2], [3-5], [6-7] of the whole batch, as in one process."""
+    tokens = [[1, 2, 3, 4, 5], [6, 7, 8], []]
+    config = UpdateConfig(micro_batch_size=2, mini_batch_size=3)
+    plans = [UpdatePlan.across(tokens, rank, config) for rank in range(3)]
+    assert [plan.rows for plan in plans] == [((0, 1, 2), (3, 4), ()), ((), (0,), (1, 2)), ((), (), ())]
+    steps = (StepShare(1 + 2 + 3, 3, 2), StepShare(4 + 5 + 6, 3, 1), StepShare(7 + 8, 2, 1))
+    assert all(plan.steps == steps and plan.full_passes == 3 for plan in plans)
+    alone = UpdatePlan.across([[t for part in tokens for t in part]], 0, config)
+    assert [s.total_tokens for s in alone.steps] == [s.total_tokens for s in steps] and alone.rows == ((0, 1, 2), (3, 4, 5), (6, 7))
+    assert UpdatePlan.across([[], []], 0, config).steps == ()

@@ -24,11 +24,14 @@ def evaluate(
     envs: Sequence[Any],
     rollout_config: RolloutConfig,
     on_finished: Callable[[int], None] | None = None,
+    first_index: int = 0,
 ) -> tuple[dict[str, float], list[Episode]]:
-    """Greedy episodes on the first ``len(envs)`` questions of the envs' dataset (one each)."""
+    """Greedy episodes on questions ``first_index ..`` of the envs' dataset, one per env
+    (data-parallel processes each take their own block of the held-out questions)."""
     greedy = replace(rollout_config, temperature=0.0)
-    resets = [question_reset(env, index, seed=index) for index, env in enumerate(envs)]
-    episodes, stats = collect_rollouts(engine, envs, resets, list(range(len(envs))), greedy, encoder, on_finished)
+    indices = list(range(first_index, first_index + len(envs)))
+    resets = [question_reset(env, index, seed=index) for index, env in zip(indices, envs)]
+    episodes, stats = collect_rollouts(engine, envs, resets, indices, greedy, encoder, on_finished)
     metrics = episode_metrics(episodes)
     metrics["reward"] = metrics.get("reward/mean", 0.0)
     metrics["dropped"] = stats.dropped

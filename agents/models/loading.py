@@ -51,17 +51,56 @@ def load_policy(
 
 
 def engine_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
-    """Weights under the base model's names, LoRA merged in, for syncing an inference engine."""
-    if not hasattr(model, "merge_adapter"):
-        yield from model.state_dict().items()
-        return
-    model.merge_adapter()
-    try:
-        merged = {
-            name.removeprefix("base_model.model.").replace(".base_layer", ""): tensor.detach().clone()
-            for name, tensor in model.state_dict().items()
-            if "lora_" not in name
-        }
-    finally:
-        model.unmerge_adapter()
-    yield from merged.items()
+    """Weights under the base model's names, LoRA merged in, streamed one tensor at a time.
+
+    For an FSDP-sharded model each tensor is gathered (``full_tensor``, a collective every
+    rank runs in the same order) just before it is yielded; the engine copies it in before
+    asking for the next, so beyond the shards at most one full tensor (plus its LoRA pair)
+    exists at a time, never a second full copy of the model. Unsharded tensors without
+    LoRA are yielded as they are, without a copy.
+    """
+    adapters = _lora_layers(model)
+    adapter_keys = tuple(f"{name}." for name in adapters)
+    for name, tensor in model.state_dict().items():
+        layer_name = next((prefix[:-1] for prefix in adapter_keys if name.startswith(prefix)), None)
+        if layer_name is not None and not name.startswith(f"{layer_name}.base_layer."):
+            continue  # the adapter's own A/B matrices: merged into the base weight below
+        full = full_tensor(tensor)
+        if layer_name is not None and name == f"{layer_name}.base_layer.weight":
+            full = full + _lora_delta(adapters[layer_name]).to(full.dtype)
+        yield name.removeprefix("base_model.model.").replace(".base_layer", ""), full
+
+
+def full_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor: gathered from its shards when it is a ``DTensor`` (a collective), else itself."""
+    from torch.distributed.tensor import DTensor
+
+    if not isinstance(tensor, DTensor):
+        return tensor.detach()
+    if tensor.device.type == "cpu" and tensor.device_mesh.device_type == "cuda":
+        tensor = tensor.to("cuda")  # CPU-offloaded shards gather over NCCL from the GPU
+    return tensor.detach().full_tensor()
+
+
+def _lora_layers(model: Any) -> dict[str, Any]:
+    """PEFT LoRA layers by module name (empty for a model without adapters)."""
+    from peft.tuners.lora import LoraLayer
+
+    return {name: module for name, module in model.named_modules() if isinstance(module, LoraLayer)}
+
+
+def _lora_delta(layer: Any) -> torch.Tensor:
+    """``scaling * B @ A`` summed over the active adapters, as PEFT merges a linear LoRA layer."""
+    delta = None
+    for adapter in layer.active_adapters:
+        if adapter not in layer.lora_A:
+            raise NotImplementedError(f"only linear LoRA layers can be merged for the engine; {type(layer).__name__} is not one")
+        if layer.use_dora.get(adapter) or layer.lora_bias.get(adapter):
+            raise NotImplementedError("merging DoRA or LoRA-bias adapters into the engine weights is not supported")
+        a, b = full_tensor(layer.lora_A[adapter].weight), full_tensor(layer.lora_B[adapter].weight)
+        update = (b.float() @ a.float()) * layer.scaling[adapter]
+        update = update.T if layer.fan_in_fan_out else update
+        delta = update if delta is None else delta + update
+    if delta is None:
+        raise ValueError("a LoRA layer with no active adapter")
+    return delta

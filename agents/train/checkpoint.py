@@ -1,9 +1,17 @@
-"""Atomic checkpoints: a run killed mid-write resumes from the last complete one.
+"""Atomic, resharding checkpoints (``torch.distributed.checkpoint``) and a plain Hugging Face export.
 
-A checkpoint is written into a temporary directory beside its final place, a
-``COMPLETE`` marker is written last, and only then is the directory renamed
-(``os.replace`` is atomic on one filesystem). ``latest_checkpoint`` ignores any
-directory without the marker, so a half-written checkpoint is never loaded.
+A checkpoint is ``checkpoint-<step>/`` holding ``state/`` (model and optimizer in DCP's
+format: each rank writes its own shards, plus one metadata file), ``trainer_state.pt``
+(step, scheduler, data position, config), one ``rng-rank<r>.pt`` per rank, and
+``COMPLETE``. DCP saves tensors with their global shapes, so a checkpoint written by N
+processes loads into M (2 -> 1, 1 -> 2, ...): each rank reads the slices it owns. Only
+trainable parameters are saved (frozen ones, e.g. a LoRA base, come from ``config.model``).
+
+Atomicity: everything is written into ``.checkpoint-<step>.tmp`` beside its final place; rank
+0 writes ``COMPLETE`` last (fsynced) and renames the directory (``os.replace`` is atomic on
+one filesystem). ``latest_checkpoint`` ignores any directory without the marker, so a run
+killed mid-write (any rank, even ``kill -9``) resumes from the previous complete one. Every
+rank must see the same directory: on several nodes use a shared filesystem.
 """
 
 from __future__ import annotations
@@ -12,14 +20,20 @@ import json
 import os
 import random
 import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from deepresearch.agents.train.distributed import Parallel
+
 MARKER = "COMPLETE"
 PREFIX = "checkpoint-"
+STATE_DIR = "state"
 
 
 def rng_state() -> dict[str, Any]:
@@ -37,34 +51,84 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _state_dict_options(strict: bool = True) -> Any:
+    """Trainable parameters only. Loading is not strict about the frozen ones it leaves out;
+    ``dcp.load`` still fails on any trainable key the checkpoint lacks."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(ignore_frozen_params=True, strict=strict)
+
+
+@contextmanager
+def _single_process_quiet(parallel: Parallel) -> Iterator[None]:
+    """DCP warns at every call without a process group, even when asked for exactly that."""
+    with warnings.catch_warnings():
+        if not parallel.is_distributed:
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
 def save_checkpoint(
     root: Path,
     step: int,
-    model: Any,
-    tokenizer: Any,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
     trainer_state: dict[str, Any],
+    parallel: Parallel,
     keep: int = 2,
 ) -> Path:
-    """Write ``root/checkpoint-<step>`` atomically; keep the newest ``keep`` checkpoints."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Write ``root/checkpoint-<step>`` atomically (every rank calls this); keep the newest ``keep``."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
     final = root / f"{PREFIX}{step:07d}"
-    staging = root / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    model.save_pretrained(staging / "model", safe_serialization=True)
-    tokenizer.save_pretrained(staging / "model")
-    torch.save(trainer_state, staging / "trainer_state.pt")
-    (staging / "meta.json").write_text(json.dumps({"step": step}))
-    with open(staging / MARKER, "w") as marker:
-        marker.write("ok")
-        marker.flush()
-        os.fsync(marker.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(staging, final)
-    for old in complete_checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    staging = root / f".{final.name}.tmp"
+    if parallel.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    parallel.barrier()
+    model_state, optimizer_state = get_state_dict(model, optimizer, options=_state_dict_options())
+    with _single_process_quiet(parallel):
+        dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(staging / STATE_DIR), no_dist=not parallel.is_distributed)
+    torch.save(rng_state(), staging / f"rng-rank{parallel.rank}.pt")
+    if parallel.is_main:
+        torch.save(trainer_state, staging / "trainer_state.pt")
+        (staging / "meta.json").write_text(json.dumps({"step": step, "world_size": parallel.world_size}))
+    parallel.barrier()
+    if parallel.is_main:
+        with open(staging / MARKER, "w") as marker:
+            marker.write("ok")
+            marker.flush()
+            os.fsync(marker.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        for old in complete_checkpoints(root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    parallel.barrier()
     return final
+
+
+def load_checkpoint(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, parallel: Parallel) -> dict[str, Any]:
+    """Load model and optimizer (resharded to this run's world size) and this rank's RNG; returns the trainer state."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_state, optimizer_state = get_state_dict(model, optimizer, options=_state_dict_options())
+    state = {"model": model_state, "optimizer": optimizer_state}
+    with _single_process_quiet(parallel):
+        dcp.load(state, checkpoint_id=str(checkpoint / STATE_DIR), no_dist=not parallel.is_distributed)
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"], options=_state_dict_options(strict=False))
+    own_rng = checkpoint / f"rng-rank{parallel.rank}.pt"
+    # A rank the saving run did not have (1 -> 2) continues from rank 0's generator state.
+    restore_rng_state(torch.load(own_rng if own_rng.is_file() else checkpoint / "rng-rank0.pt", weights_only=False))
+    return load_trainer_state(checkpoint)
+
+
+def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """The trainer's own state in a checkpoint (step, config, scheduler, sampler position, ...)."""
+    return torch.load(checkpoint / "trainer_state.pt", weights_only=False)
 
 
 def complete_checkpoints(root: Path) -> list[Path]:
@@ -80,5 +144,36 @@ def latest_checkpoint(root: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    return torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+def export_hf_model(model: torch.nn.Module, tokenizer: Any, out_dir: Path, parallel: Parallel) -> Path:
+    """A plain Hugging Face model directory (LoRA merged) that vLLM, transformers and ``deepresearch eval`` load.
+
+    Every rank streams its shards (one gathered tensor at a time); rank 0 keeps them on the
+    CPU and writes ``out_dir`` atomically (staging directory, then rename).
+    """
+    from deepresearch.agents.models.loading import engine_weights
+    from deepresearch.agents.train.sharding import base_model
+
+    base = base_model(model)
+    tied_head = _tied_head_name(base)
+    state = {}
+    for name, tensor in engine_weights(model):
+        if parallel.is_main and name != tied_head:
+            state[name] = tensor.detach().to("cpu", copy=True)
+    if parallel.is_main:
+        staging = out_dir.with_name(f".{out_dir.name}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        base.save_pretrained(staging, state_dict=state, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    parallel.barrier()
+    return out_dir
+
+
+def _tied_head_name(base: Any) -> str | None:
+    """The output head's weight name when it is tied to the input embeddings (written once, as they are)."""
+    if not base.config.get_text_config().tie_word_embeddings:
+        return None
+    head = base.get_output_embeddings()
+    return next((f"{name}.weight" for name, module in base.named_modules() if module is head), None)

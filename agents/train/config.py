@@ -16,6 +16,8 @@ from typing import Any, Literal
 from deepresearch.agents.grpo.overlong import OverlongConfig
 from deepresearch.agents.grpo.update import UpdateConfig
 from deepresearch.agents.rollout.episode_state import RolloutConfig
+from deepresearch.agents.train.distributed import DistributedConfig
+from deepresearch.agents.train.metrics_log import check_report_to
 
 # Truncated-importance-sampling cap used when rollouts may be stale and none was set.
 STALE_ROLLOUT_TIS_CAP = 2.0
@@ -66,6 +68,10 @@ class GRPOConfig:
     gradient_checkpointing: bool = False
     lora_rank: int = 0
     lora_alpha: int = 32
+    # Sharding when launched by torchrun with several processes (FSDP2).
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    # Experiment trackers: any of "jsonl" (OUTPUT/metrics.jsonl, read by plots), "tensorboard", "wandb".
+    report_to: tuple[str, ...] = ("jsonl", "tensorboard")
     # Bookkeeping
     eval_every: int = 10
     eval_questions: int = 64
@@ -87,6 +93,8 @@ class GRPOConfig:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.max_staleness < 0 or self.dynamic_sampling_rounds < 0:
             raise ValueError(f"need max_staleness >= 0 and dynamic_sampling_rounds >= 0, got {self.max_staleness}, {self.dynamic_sampling_rounds}")
+        check_report_to(self.report_to)
+        self.report_to = tuple(self.report_to)
         if self.update.loss.max_response_length is None:
             loss = replace(self.update.loss, max_response_length=self.rollout.max_response_tokens)
             self.update = replace(self.update, loss=loss)
@@ -102,22 +110,10 @@ class GRPOConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GRPOConfig:
-        """The inverse of ``to_dict`` (nested parts given as dicts)."""
-        from deepresearch.agents.grpo.loss import PolicyLossConfig
+        """The inverse of ``to_dict`` (nested parts given as dicts), every key and type checked."""
+        from deepresearch.agents.train.config_file import build_dataclass
 
-        values = dict(values)
-        if isinstance(values.get("rollout"), dict):
-            values["rollout"] = RolloutConfig(**values["rollout"])
-        if isinstance(values.get("update"), dict):
-            update = dict(values["update"])
-            if isinstance(update.get("loss"), dict):
-                update["loss"] = PolicyLossConfig(**update["loss"])
-            values["update"] = UpdateConfig(**update)
-        if isinstance(values.get("optimizer"), dict):
-            values["optimizer"] = OptimizerConfig(**values["optimizer"])
-        if isinstance(values.get("overlong"), dict):
-            values["overlong"] = OverlongConfig(**values["overlong"])
-        return cls(**values)
+        return build_dataclass(cls, values, "")
 
     def eval_kwargs(self) -> dict[str, Any]:
         if self.eval_env_kwargs is not None:

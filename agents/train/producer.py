@@ -30,7 +30,7 @@ engine is never used from two threads at once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -47,7 +47,7 @@ from deepresearch.agents.train.sampler import QuestionSampler
 from deepresearch.envs import question_reset
 
 T = TypeVar("T")
-Weights = list[tuple[str, Any]]
+Weights = Iterable[tuple[str, Any]]
 # (total, description) -> a progress bar with ``update(n)``, used as a context manager.
 ProgressFactory = Callable[[int, str], AbstractContextManager[Any]]
 
@@ -70,6 +70,12 @@ class RolloutProducer:
     ``first_step``: the step (= policy version) the engine's weights are at now.
     ``weights`` passed to ``publish`` are loaded with ``engine.sync_weights``; None means
     there is nothing to load (the engine shares the trainer's model, or nothing changed).
+    Overlapped, they must be a list (loaded later, in the producer's thread); on-policy an
+    iterator is consumed at once, in the caller's thread.
+
+    Data-parallel: every process draws the step's questions (the same on each) and rolls
+    out its own ``block`` of them; ``rank`` varies the sampling seed. Dynamic sampling
+    refills from one process's own results, so it needs a single process.
     """
 
     def __init__(
@@ -81,9 +87,13 @@ class RolloutProducer:
         config: GRPOConfig,
         first_step: int,
         progress: ProgressFactory,
+        block: range | None = None,
+        rank: int = 0,
     ) -> None:
         self.engine, self.envs, self.encoder, self.sampler, self.config = engine, envs, encoder, sampler, config
         self.progress = progress
+        self.block = block if block is not None else range(config.questions_per_step)
+        self.rank = rank
         self.overlapped = config.max_staleness > 0
         self._condition = threading.Condition()
         self._engine_version = first_step
@@ -222,8 +232,8 @@ class RolloutProducer:
     def _produce(self, step: int) -> ProducedBatch:
         """Roll out the step's questions; with dynamic sampling, replace uninformative groups."""
         config = self.config
-        questions = self._take_questions(step, config.questions_per_step)
-        episodes, stats = self._rollout(step, 0, questions)
+        questions = self._take_questions(step, config.questions_per_step)  # the whole step's
+        episodes, stats = self._rollout(step, 0, questions[self.block.start : self.block.stop], self.block.start)
         metrics: dict[str, float] = {}
         if config.dynamic_sampling_rounds > 0:
             refilled = rounds = 0
@@ -248,18 +258,23 @@ class RolloutProducer:
             episode.policy_version = self._engine_version
         return ProducedBatch(step, episodes, stats, questions, self._engine_version, metrics)
 
-    def _rollout(self, step: int, round_index: int, questions: list[int]) -> tuple[list[Episode], RolloutStats]:
-        """``group_size`` episodes of each question (a round of dynamic sampling reuses the envs)."""
+    def _rollout(self, step: int, round_index: int, questions: list[int], first_question: int = 0) -> tuple[list[Episode], RolloutStats]:
+        """``group_size`` episodes of each question (a round of dynamic sampling reuses the envs);
+        ``first_question``: the position of ``questions[0]`` among the step's (env slots and
+        reset seeds are numbered across processes)."""
         config = self.config
         envs = self.envs[: len(questions) * config.group_size]
+        slots = config.questions_per_step * config.group_size
         resets: list[dict[str, Any]] = []
         group_ids: list[Hashable] = []
-        for slot, env in enumerate(envs):
-            question = questions[slot // config.group_size]
-            resets.append(question_reset(env, question, seed=config.seed + (step + round_index * config.steps) * len(self.envs) + slot))
+        for index, env in enumerate(envs):
+            question = questions[index // config.group_size]
+            slot = first_question * config.group_size + index
+            resets.append(question_reset(env, question, seed=config.seed + (step + round_index * config.steps) * slots + slot))
             group_ids.append((step, round_index, question))
-        # A fresh sampling seed per step and round (from them, so a resumed run samples the same way).
-        rollout_config = replace(config.rollout, seed=config.seed * 1_000_003 + step * 1_009 + round_index * 7)
+        # A fresh sampling seed per step, round and process (from them, so a resumed run samples the same way).
+        seed = config.seed * 1_000_003 + step * 1_009 + round_index * 7 + self.rank * 7_919
+        rollout_config = replace(config.rollout, seed=seed)
         description = f"step {step + 1}/{config.steps} rollouts" + (f" (refill {round_index})" if round_index else "")
         with self.progress(len(envs), description) as bar:
             return collect_rollouts(self.engine, envs, resets, group_ids, rollout_config, self.encoder, bar.update)

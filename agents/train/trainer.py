@@ -10,13 +10,21 @@ roll out, sleep; sync after the update); with ``k > 0`` it generates up to ``k``
 versions ahead in its own thread while the update runs. Held-out evaluation and
 atomic checkpoints every N steps; ``resume`` restores model, optimizer, scheduler,
 RNG and the exact data position.
+
+Launched by ``torchrun`` with several processes it trains data-parallel: the policy
+(and reference) are sharded with FSDP2, each process runs its own block of the step's
+questions (whole groups) on its own engine, the processes agree on the update's plan
+(each step's whole token and sequence counts) so the loss is normalised as in one
+process, metrics are reduced across processes, and rank 0 alone logs and writes
+episodes, plots and checkpoint metadata (``distributed.py``, ``sharding.py``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +35,20 @@ from tqdm.auto import tqdm
 from deepresearch.agents.eval.held_out import evaluate
 from deepresearch.agents.grpo.advantages import group_advantages
 from deepresearch.agents.grpo.overlong import apply_overlong
-from deepresearch.agents.grpo.update import count_micro_batches, grpo_update
+from deepresearch.agents.grpo.update import UpdatePlan, grpo_update, idle_batch, row_tokens
 from deepresearch.agents.models.demo_model import default_tiny_model
-from deepresearch.agents.models.loading import engine_weights, load_policy, resolve_device
+from deepresearch.agents.models.loading import engine_weights, load_policy
 from deepresearch.agents.rollout.batch import collate_episodes
 from deepresearch.agents.rollout.engines import RolloutEngine, make_engine, resolve_engine_kind
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
-from deepresearch.agents.train.checkpoint import latest_checkpoint, load_trainer_state, restore_rng_state, rng_state, save_checkpoint
+from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, save_checkpoint
 from deepresearch.agents.train.config import GRPOConfig
+from deepresearch.agents.train.distributed import Parallel, reduce_metrics, update_reduction
 from deepresearch.agents.train.metrics_log import MetricsLogger, console_line
 from deepresearch.agents.train.producer import ProducedBatch, RolloutProducer
 from deepresearch.agents.train.sampler import QuestionSampler
+from deepresearch.agents.train.sharding import check_same_weights, shard_model
 from deepresearch.agents.trajectories import episode_record
 from deepresearch.envs import question_count
 
@@ -53,27 +63,44 @@ def make_envs(env_id: str, count: int, kwargs: dict[str, Any]) -> list[Any]:
 
 
 def build_engine(
-    kind: str, model_path: str, model: Any, tokenizer: Any, device: torch.device, log_file: Path | None, overlapped: bool = False
+    kind: str,
+    model_path: str,
+    model: Any,
+    tokenizer: Any,
+    device: torch.device,
+    log_file: Path | None,
+    sharded: bool = False,
+    overlapped: bool = False,
 ) -> tuple[RolloutEngine, bool]:
     """The rollout engine and whether it generates with the trainer's own model object.
 
-    The transformers engine shares the live model (no weight sync needed), except when
-    rollouts overlap training (``overlapped``): then it gets its own copy, synced like
-    vLLM's. vLLM loads its own copy (eager on CPU, where graph compilation costs ~30 s
-    and gains little), writes its own output to ``log_file`` (None: the console), and is
-    synced after every update.
+    The transformers engine shares the live model (no weight sync needed) unless the model
+    is sharded (every forward of a sharded model is a collective, and processes generate
+    different lengths) or rollouts overlap training (``overlapped``): then it loads its own
+    full copy and is synced like vLLM. vLLM loads its own copy (eager on CPU, where graph
+    compilation costs ~30 s and gains little), writes its own output to ``log_file`` (None:
+    the console), and is synced after every update; ``sharded``: one engine per process
+    inside torchrun's group.
     """
     if resolve_engine_kind(kind) == "hf":
-        if overlapped:
-            own_copy, _ = load_policy(model_path, device)
-            own_copy.requires_grad_(False)
-            return make_engine("hf", own_copy, tokenizer=tokenizer), False
+        if sharded or overlapped:
+            return make_engine("hf", model_path, tokenizer=tokenizer, device=device), False
         return make_engine("hf", model, tokenizer=tokenizer), True
     max_len = min(model.config.get_text_config().max_position_embeddings, 8192)
+    launcher: dict[str, Any] = {}
+    if sharded:
+        # One engine per process inside torchrun's group: vLLM joins that group ("external
+        # launcher") instead of starting its own, which needs it to stay in this process.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        launcher["distributed_executor_backend"] = "external_launcher"
     engine = make_engine(
-        "vllm", model_path, tokenizer=tokenizer, max_model_len=max_len, enforce_eager=device.type == "cpu", log_file=log_file
+        "vllm", model_path, tokenizer=tokenizer, max_model_len=max_len, enforce_eager=device.type == "cpu", log_file=log_file, **launcher
     )
     return engine, False
+
+
+def _silent(line: str) -> None:
+    """The console of ranks other than 0."""
 
 
 class GRPOTrainer:
@@ -92,20 +119,30 @@ class GRPOTrainer:
         ``OUTPUT/engine.log`` and model-loading progress bars are off.
         """
         self.config = config
-        self.log = log
-        self.progress = progress
+        self.parallel = Parallel.from_environment(config.device, config.distributed.timeout_minutes)
+        if self.parallel.is_distributed and config.dynamic_sampling_rounds > 0:
+            raise ValueError("dynamic_sampling_rounds > 0 needs a single process: it refills from one process's own groups")
+        self.log = log if self.parallel.is_main else _silent
+        self.progress = progress and self.parallel.is_main
         if not verbose:
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # the same LoRA initialisation on every process
         self.output_dir = Path(config.output_dir)
-        self.device = resolve_device(config.device)
+        self.device = self.parallel.device(config.device)
         self.model_path = str(config.model) if config.model else str(default_tiny_model())
+        # Sharded runs load on the CPU: fully_shard moves only each process's shards to its GPU.
+        self.load_device = torch.device("cpu") if self.parallel.is_distributed else self.device
         self.model, self.tokenizer = load_policy(
-            self.model_path, self.device, config.lora_rank, config.lora_alpha, config.gradient_checkpointing
+            self.model_path, self.load_device, config.lora_rank, config.lora_alpha, config.gradient_checkpointing
         )
-        self.envs = make_envs(config.env_id, config.group_size * config.questions_per_step, config.env_kwargs)
+        if self.parallel.is_distributed:
+            check_same_weights(self.model, self.parallel)
+            shard_model(self.model, config.distributed, self.device)
+        # This process's questions of each step (whole groups): a block of the step's questions.
+        self.questions = self.parallel.block(config.questions_per_step)
+        self.envs = make_envs(config.env_id, config.group_size * len(self.questions), config.env_kwargs)
         self.eval_envs: list[Any] | None = None
         # Other envs pick a question by reset seed: draw seeds from a large range.
         self.sampler = QuestionSampler(question_count(self.envs[0], default=1_000_000), seed=config.seed)
@@ -123,21 +160,32 @@ class GRPOTrainer:
         else:
             log_file = None if verbose else self.output_dir / "engine.log"
             self.engine, self.engine_shares_model = build_engine(
-                config.engine, self.model_path, self.model, self.tokenizer, self.device, log_file, config.max_staleness > 0
+                config.engine,
+                self.model_path,
+                self.model,
+                self.tokenizer,
+                self.device,
+                log_file,
+                sharded=self.parallel.is_distributed,
+                overlapped=config.max_staleness > 0,
             )
         self.step = 0
+        self.best_eval_reward = float("-inf")
         self._producer: RolloutProducer | None = None
         if config.resume:
             self._resume()
 
     def _reference_model(self) -> Any:
-        reference, _ = load_policy(self.model_path, self.device)
+        reference, _ = load_policy(self.model_path, self.load_device)
         reference.eval().requires_grad_(False)
+        if self.parallel.is_distributed:
+            shard_model(reference, self.config.distributed, self.device)
         return reference
 
     # ------------------------------------------------------------------ loop
     def train(self) -> list[dict[str, Any]]:
-        logger = MetricsLogger(self.output_dir, resumed_at=self.step if self.config.resume else None)
+        report_to = self.config.report_to if self.parallel.is_main else ()
+        logger = MetricsLogger(self.output_dir, self.step if self.config.resume else None, report_to, self.config.to_dict())
         history = []
         try:
             if self.step == 0 and self.config.eval_every > 0:
@@ -147,6 +195,7 @@ class GRPOTrainer:
                 self.step += 1
                 if self.config.eval_every > 0 and self.step % self.config.eval_every == 0:
                     metrics.update(self.evaluate())
+                    self._export_if_best(metrics["eval/reward"])
                 if self.config.save_every > 0 and (self.step % self.config.save_every == 0 or self.step == self.config.steps):
                     self.save()
                 logger.log(self.step, metrics)
@@ -155,15 +204,35 @@ class GRPOTrainer:
         finally:
             self.close_producer()
             logger.close()
+        export_hf_model(self.model, self.tokenizer, self.output_dir / "final_model", self.parallel)
         return history
+
+    def _export_if_best(self, reward: float) -> None:
+        """``OUTPUT/best_model``: a plain HF model of the best held-out reward so far."""
+        if reward > self.best_eval_reward:
+            self.best_eval_reward = reward
+            export_hf_model(self.model, self.tokenizer, self.output_dir / "best_model", self.parallel)
+
+    def close(self) -> None:
+        """Stop the producer thread and leave the process group (a no-op in a single process);
+        no rollouts after this."""
+        self.close_producer()
+        self.parallel.close()
 
     @property
     def producer(self) -> RolloutProducer:
         """Built on first use, so ``self.engine`` may be replaced after construction."""
         if self._producer is None:
             self._producer = RolloutProducer(
-                self.engine, self.envs, self.encoder, self.sampler, self.config, self.step,
+                self.engine,
+                self.envs,
+                self.encoder,
+                self.sampler,
+                self.config,
+                self.step,
                 lambda total, description: self._bar(total, description, "episode"),
+                self.questions,
+                self.parallel.rank,
             )
         return self._producer
 
@@ -189,12 +258,12 @@ class GRPOTrainer:
         self.sync_engine(self.step + 1, changed=updated)
         timings["time/sync"] = time.perf_counter() - started
         metrics["lr"] = self.scheduler.get_last_lr()[0]
-        return {**metrics, **timings}
+        return {**metrics, **reduce_metrics(self.parallel, timings)}
 
     def _rollout_metrics(self, produced: ProducedBatch) -> dict[str, Any]:
+        """This process's rollout metrics, reduced over processes (``data/questions``: the whole step's)."""
         episodes, stats = produced.episodes, produced.stats
         metrics: dict[str, Any] = episode_metrics(episodes)
-        metrics["data/questions"] = produced.questions
         metrics.update(produced.metrics)
         metrics.update(
             {
@@ -206,65 +275,85 @@ class GRPOTrainer:
                 "staleness/max": max((self.step - e.policy_version for e in episodes), default=0),
             }
         )
-        return metrics
+        return {**reduce_metrics(self.parallel, metrics), "data/questions": produced.questions}
 
     def _learn(self, produced: ProducedBatch, metrics: dict[str, Any]) -> bool:
-        """Advantages and the policy update on the batch (adding to ``metrics``); False when skipped."""
+        """Advantages and the policy update on the batch (adding to ``metrics``); False when no
+        process had a row to train on. Every process calls it, with or without rows of its own."""
         config = self.config
-        if not produced.episodes:
-            return False
-        batch = collate_episodes(produced.episodes, self.tokenizer.pad_token_id, config.mask_env_tokens)
-        metrics.update(apply_overlong(batch, produced.episodes, config.overlong, config.rollout.max_response_tokens))
-        advantage = group_advantages(batch.rewards, batch.group_ids, config.scale_rewards_by_std, expected_group_size=config.group_size)
-        metrics.update({"grpo/zero_variance_groups": advantage.num_zero_variance_groups, "grpo/groups": advantage.num_groups})
-        advantages = advantage.advantages
-        if config.filter_zero_variance:
-            keep = (~advantage.zero_variance_mask).nonzero().flatten().tolist()
-            if not keep:
+        batch, advantages, local = None, None, {}
+        if produced.episodes:
+            batch = collate_episodes(produced.episodes, self.tokenizer.pad_token_id, config.mask_env_tokens)
+            local.update(apply_overlong(batch, produced.episodes, config.overlong, config.rollout.max_response_tokens))
+            advantage = group_advantages(batch.rewards, batch.group_ids, config.scale_rewards_by_std, expected_group_size=config.group_size)
+            local.update({"grpo/zero_variance_groups": advantage.num_zero_variance_groups, "grpo/groups": advantage.num_groups})
+            advantages = advantage.advantages
+            if config.filter_zero_variance:
+                keep = (~advantage.zero_variance_mask).nonzero().flatten().tolist()
+                batch, advantages = (batch.select(keep), advantages[keep]) if keep else (None, None)
+        metrics.update(reduce_metrics(self.parallel, local, {name: float(len(produced.episodes)) for name in local}))
+        tokens_by_process = self.parallel.all_gather_objects(row_tokens(batch) if batch is not None else [])
+        plan = UpdatePlan.across(tokens_by_process, self.parallel.rank, config.update)
+        if plan.num_sequences == 0:  # no process has a row to train on
+            if config.filter_zero_variance and metrics.get("episodes"):
                 metrics["grpo/skipped"] = 1
-                return False
-            batch, advantages = batch.select(keep), advantages[keep]
+            return False
+        local_tokens = sum(tokens_by_process[self.parallel.rank])
+        if batch is None:  # other processes have rows: take part in the step with idle passes
+            batch, advantages = idle_batch(self.tokenizer.pad_token_id), torch.zeros(1)
         temperature = config.rollout.temperature if config.rollout.temperature > 0 else 1.0
-        with self._bar(count_micro_batches(batch, config.update), f"step {self.step + 1}/{config.steps} update", "micro-batch") as bar:
-            metrics.update(grpo_update(self.model, self.optimizer, batch, advantages, config.update, self.ref_model, temperature, lambda: bar.update(1)))
+        with self._bar(plan.training_passes(config.update.ppo_epochs), f"step {self.step + 1}/{config.steps} update", "micro-batch") as bar:
+            update = grpo_update(
+                self.model, self.optimizer, batch, advantages, config.update, self.ref_model, temperature, lambda: bar.update(1), plan
+            )
+        weights = {name: float(local_tokens) for name in update if name.startswith("importance/")}
+        metrics.update(reduce_metrics(self.parallel, update, weights, rule=update_reduction))
         self.scheduler.step()
         return True
 
     def evaluate(self) -> dict[str, float]:
         """Greedy reward on the held-out questions (the eval envs are built once)."""
+        block = self.parallel.block(self.config.eval_questions)  # this process's held-out questions
         if self.eval_envs is None:
-            self.eval_envs = make_envs(self.config.env_id, self.config.eval_questions, self.config.eval_kwargs())
+            self.eval_envs = make_envs(self.config.env_id, len(block), self.config.eval_kwargs())
         envs = self.eval_envs
 
         def held_out(engine: RolloutEngine) -> tuple[dict[str, float], list[Any]]:
             with self._bar(len(envs), f"evaluation at step {self.step}", "episode") as bar:
-                return evaluate(engine, self.encoder, envs, self.config.rollout, bar.update)
+                return evaluate(engine, self.encoder, envs, self.config.rollout, bar.update, block.start)
 
         result, episodes = self.producer.run_on_engine(held_out)
-        self._write_episodes(f"eval_{self.step:07d}", episodes)
-        return {f"eval/{name}": value for name, value in result.items()}
+        self._write_episodes(f"eval_{self.step:07d}", episodes, gather=True)
+        return {f"eval/{name}": value for name, value in reduce_metrics(self.parallel, result).items()}
 
     def _bar(self, total: int, description: str, unit: str) -> tqdm:
         """A transient progress bar for one phase (gone once the phase ends; off without ``progress``)."""
         return tqdm(total=total, desc=description, unit=unit, leave=False, disable=not self.progress, dynamic_ncols=True)
 
-    def _write_episodes(self, name: str, episodes: list[Any]) -> None:
-        """Sampled episodes as JSON lines under ``episodes/``, for ``deepresearch view RUN_DIR``."""
-        if not episodes:
+    def _write_episodes(self, name: str, episodes: list[Any], gather: bool = False) -> None:
+        """Episodes as JSON lines under ``episodes/``, for ``deepresearch view RUN_DIR``, written by
+        rank 0: its own (a sample), or with ``gather`` every process's (held-out evaluation)."""
+        lines = [json.dumps(episode_record(e, step=self.step, run=name)) for e in episodes]
+        if gather:
+            lines = [line for part in self.parallel.all_gather_objects(lines) for line in part]
+        if not lines or not self.parallel.is_main:
             return
         directory = self.output_dir / "episodes"
         directory.mkdir(parents=True, exist_ok=True)
-        lines = [json.dumps(episode_record(e, step=self.step, run=name)) for e in episodes]
         (directory / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def sync_engine(self, version: int, changed: bool = True) -> None:
         """Publish the policy after ``version`` steps to the producer, which loads its weights into a
         separate engine (vLLM, or the HF engine's own copy) between batches; a shared HF model
-        needs nothing, nor do weights that did not ``change``. With rollouts overlapping training,
-        the tensors are cloned first."""
-        weights = None
+        needs nothing, nor do weights that did not ``change``. On-policy the weights stream into
+        the engine one tensor at a time (gathered from the shards when sharded: every process
+        calls this at the same point); with rollouts overlapping training they are cloned first.
+        """
+        weights: Iterable[tuple[str, torch.Tensor]] | None = None
         if changed and not self.engine_shares_model:
-            weights = [(name, tensor.detach().clone() if self.producer.overlapped else tensor) for name, tensor in engine_weights(self.model)]
+            weights = engine_weights(self.model)
+            if self.producer.overlapped:
+                weights = [(name, tensor.clone()) for name, tensor in weights]
         self.producer.publish(version, weights)
 
     # ----------------------------------------------------------- checkpoints
@@ -272,33 +361,23 @@ class GRPOTrainer:
         state = {
             "step": self.step,
             "config": self.config.to_dict(),
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "sampler": self.producer.sampler_state(self.step),
-            "rng": rng_state(),
+            "best_eval_reward": self.best_eval_reward,
         }
-        return save_checkpoint(self.output_dir / "checkpoints", self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints)
+        return save_checkpoint(
+            self.output_dir / "checkpoints", self.step, self.model, self.optimizer, state, self.parallel, self.config.keep_checkpoints
+        )
 
     def _resume(self) -> None:
         checkpoint = latest_checkpoint(self.output_dir / "checkpoints")
         if checkpoint is None:
             self.log("resume: no complete checkpoint found; starting from scratch")
             return
-        state = load_trainer_state(checkpoint)
-        from transformers import AutoModelForCausalLM
-
-        if self.config.lora_rank > 0:
-            from peft import set_peft_model_state_dict
-            from safetensors.torch import load_file
-
-            set_peft_model_state_dict(self.model, load_file(str(checkpoint / "model" / "adapter_model.safetensors")))
-        else:
-            saved = AutoModelForCausalLM.from_pretrained(str(checkpoint / "model"), dtype=torch.float32)
-            self.model.load_state_dict(saved.state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
+        state = load_checkpoint(checkpoint, self.model, self.optimizer, self.parallel)
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
-        restore_rng_state(state["rng"])
+        self.best_eval_reward = state["best_eval_reward"]
         self.step = int(state["step"])
         self.sync_engine(self.step)
         self.log(f"resumed from {checkpoint} at step {self.step}")
