@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model downloads exist on these machines
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,9 @@ from test_retrieval_cases import (
 )
 
 from deepresearch.envs.retrieval import DenseConfig, DenseRetriever, IndexDirError, load_retriever
-from deepresearch.envs.retrieval.dense import encode_texts, load_encoder
+from deepresearch.envs.retrieval.compute_thread import compute_thread
+from deepresearch.envs.retrieval.dense import encode_texts, load_encoder, query_encoder
+from deepresearch.envs.retrieval.query_encoder import QueryEncoder
 
 DENSE_SUBSET_SIZE = 320  # every known-answer passage has an id below 320
 
@@ -83,6 +86,40 @@ def test_batch_search_equals_one_by_one(wiki_dense: DenseRetriever, shared_data:
 @pytest.mark.slow
 def test_concurrent_searches_equal_sequential(wiki_dense: DenseRetriever, shared_data: Path) -> None:
     assert_threads_equal_sequential(wiki_dense, nq_questions(shared_data, 4), k=5)
+
+
+@pytest.mark.slow
+def test_every_encoder_pass_runs_on_the_compute_thread(wiki_dense: DenseRetriever, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches from many threads: torch runs on one thread only, so libgomp keeps one
+    team (a second team per calling thread throttles every barrier)."""
+    threads_seen = set()
+    encode = wiki_dense.encoder.encode
+
+    def recording(texts: list[str]) -> np.ndarray:
+        threads_seen.add(threading.get_ident())
+        return encode(texts)
+
+    monkeypatch.setattr(wiki_dense.encoder, "encode", recording)
+    assert_threads_equal_sequential(wiki_dense, nq_questions(shared_data, 16), 3)
+    assert threads_seen == {compute_thread().run(threading.get_ident)}
+
+
+@pytest.mark.slow
+def test_query_encoder_goes_direct_only_when_it_gives_the_wrappers_vectors(minilm_config: DenseConfig, shared_data: Path) -> None:
+    model = load_encoder(minilm_config)
+    encoder = query_encoder(model, minilm_config)
+    assert encoder.direct  # MiniLM: Transformer -> mean Pooling -> Normalize
+    questions = nq_questions(shared_data, 80)
+    for texts in (questions[:1], questions[:7], questions):
+        direct = compute_thread().run(encoder.encode, texts)
+        assert np.abs(direct - encode_texts(model, texts, minilm_config, False)).max() <= 1e-6
+    from sentence_transformers import SentenceTransformer
+
+    cls_pooling = type(model[1])(model.get_embedding_dimension(), pooling_mode="cls")
+    other = compute_thread().run(lambda: SentenceTransformer(modules=[model[0], cls_pooling], device="cpu"))
+    fallback = compute_thread().run(QueryEncoder, other, 32, True)
+    assert not fallback.direct  # CLS pooling: the wrapper's path, same vectors as the wrapper
+    assert np.array_equal(compute_thread().run(fallback.encode, questions[:5]), encode_texts(other, questions[:5], minilm_config, False))
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """FlatSearcher: exact top-k by blocks over float32/float16 and memory-mapped matrices,
-equal to a plain numpy argsort of the full score matrix."""
+equal to a plain numpy argsort of the full score matrix, on either kernel (faiss' scan
+for a few queries, matmul + top-k for batches), without touching faiss' global state."""
 
 from __future__ import annotations
 
@@ -23,12 +24,26 @@ def exact_top_k(queries: np.ndarray, matrix: np.ndarray, k: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("block_rows", [97, 1000, 65536])
-def test_blocked_search_equals_numpy_argsort(block_rows: int) -> None:
-    matrix, queries = unit_rows(1000, 48, 0), unit_rows(33, 48, 1)
-    scores, indices = FlatSearcher(matrix, FlatSearchConfig(block_rows=block_rows)).search(queries, 10)
+@pytest.mark.parametrize("batch", [1, 3, 33])
+def test_blocked_search_equals_numpy_argsort(block_rows: int, batch: int) -> None:
+    matrix, queries = unit_rows(1000, 48, 0), unit_rows(batch, 48, 1)
+    searcher = FlatSearcher(matrix, FlatSearchConfig(block_rows=block_rows))
+    assert searcher.kernel(batch) == ("scan" if batch <= searcher.config.scan_max_queries else "matmul")
+    scores, indices = searcher.search(queries, 10)
     assert np.array_equal(indices, exact_top_k(queries, matrix, 10))
     assert np.allclose(scores, np.take_along_axis(queries @ matrix.T, indices, axis=1), atol=1e-5)
     assert np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_kernel_is_picked_by_batch_and_matrix_size_and_both_agree() -> None:
+    matrix, queries = unit_rows(500, 32, 9), unit_rows(4, 32, 10)
+    config = FlatSearchConfig(scan_max_queries=4, scan_max_rows=500)
+    assert [FlatSearcher(matrix, config).kernel(batch) for batch in (1, 4, 5)] == ["scan", "scan", "matmul"]
+    assert FlatSearcher(unit_rows(501, 32, 9), config).kernel(1) == "matmul"  # more rows than the scan is best for
+    assert FlatSearcher(matrix.astype(np.float16), config).kernel(1) == "matmul"  # float16 is converted by blocks
+    scan = FlatSearcher(matrix, config).search(queries, 7)
+    matmul = FlatSearcher(matrix, FlatSearchConfig(scan_max_queries=0)).search(queries, 7)
+    assert np.array_equal(scan[1], matmul[1]) and np.allclose(scan[0], matmul[0], atol=1e-5)
 
 
 def test_float16_memory_map_and_k_beyond_the_matrix(tmp_path: Path) -> None:
@@ -42,9 +57,12 @@ def test_float16_memory_map_and_k_beyond_the_matrix(tmp_path: Path) -> None:
     assert np.array_equal(indices[:, :10], exact_top_k(queries, matrix, 10))
 
 
-def test_faiss_settings_are_restored_after_a_search() -> None:
+def test_no_kernel_changes_faiss_thread_count_or_blas_threshold() -> None:
+    """Process-wide settings changed per call would race with other threads' searches."""
     threads, threshold = faiss.omp_get_max_threads(), faiss.cvar.distance_compute_blas_threshold
-    FlatSearcher(unit_rows(50, 16, 4)).search(unit_rows(2, 16, 5), 3)
+    searcher = FlatSearcher(unit_rows(50, 16, 4))
+    for batch in (1, 40):
+        searcher.search(unit_rows(batch, 16, 5), 3)
     assert (faiss.omp_get_max_threads(), faiss.cvar.distance_compute_blas_threshold) == (threads, threshold)
 
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from deepresearch.envs.documents import Document
 from deepresearch.envs.retrieval.base import Hit, search_batch, vector_hits
-from deepresearch.envs.retrieval.dense import DenseConfig, encode_texts, load_encoder, model_dimension
+from deepresearch.envs.retrieval.compute_thread import compute_thread
+from deepresearch.envs.retrieval.dense import DenseConfig, load_encoder, model_dimension, query_encoder
 from deepresearch.envs.retrieval.flat_search import FlatSearcher, faiss_search, rerank_exact
 from deepresearch.envs.retrieval.index_format import (
     BUILT_FORMAT_VERSION,
@@ -118,7 +119,7 @@ def _dense_ranker(directory: Path, manifest: dict[str, Any], settings: dict[str,
             f"the index holds {dimension}-d vectors"
         )
     if manifest["kind"] == "flat":
-        searcher = FlatSearcher(open_embeddings(directory, manifest, mode="r"))
+        searcher = FlatSearcher(open_embeddings(directory, manifest, mode="c"))
         search = searcher.search
     else:
         index = read_index_file(directory, FAISS_NAME, lambda path: _read_faiss(path))
@@ -130,9 +131,13 @@ def _dense_ranker(directory: Path, manifest: dict[str, Any], settings: dict[str,
         _apply_search_params(index, manifest["kind"], search_params)
         search = _approximate_search(index, directory, manifest, int(search_params.get("refine", 1)))
 
+    encoder = query_encoder(model, config)
+
+    def rank_here(texts: list[str], k: int) -> list[list[Hit]]:
+        return vector_hits(*search(encoder.encode(texts), k))
+
     def rank(queries: list[str], k: int) -> list[list[Hit]]:
-        vectors = encode_texts(model, [config.query_prefix + query for query in queries], config, False)
-        return vector_hits(*search(vectors, k))
+        return compute_thread().run(rank_here, [config.query_prefix + query for query in queries], k)
 
     return rank
 
@@ -165,12 +170,15 @@ def _encoder_config(manifest: dict[str, Any], settings: dict[str, Any]) -> Dense
 
 
 def open_embeddings(directory: Path, manifest: dict[str, Any], mode: str) -> np.memmap:
-    """The on-disk embedding matrix as a memory map (``mode`` "r" to search, "r+" to fill)."""
+    """The on-disk embedding matrix as a memory map: ``mode`` "r" to read, "c" to search
+    (copy-on-write: writable to numpy, so torch wraps it without a copy or a warning; the
+    file is never written), "r+" to fill."""
     embeddings = manifest_section(manifest, "embeddings")
-    path = required_file(directory, embeddings["file"]) if mode == "r" else directory / embeddings["file"]
+    reading = mode in ("r", "c")
+    path = required_file(directory, embeddings["file"]) if reading else directory / embeddings["file"]
     shape = (manifest["count"], manifest["dimension"])
     expected_bytes = shape[0] * shape[1] * np.dtype(embeddings["dtype"]).itemsize
-    if mode == "r" and path.stat().st_size != expected_bytes:
+    if reading and path.stat().st_size != expected_bytes:
         raise IndexDirError(
             f"{path} has {path.stat().st_size} bytes, a {shape} {embeddings['dtype']} matrix needs {expected_bytes}"
         )

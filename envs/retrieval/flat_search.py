@@ -1,40 +1,47 @@
-"""Exact inner-product top-k over a (memory-mapped) embedding matrix at matmul speed.
+"""Exact inner-product top-k over a (memory-mapped) embedding matrix, with the kernel
+picked by the shape of the work.
 
-Why not ``faiss.IndexFlatIP.search`` as is: faiss 1.15 picks its sequential SIMD scan
-when ``nq * d < distance_compute_blas_threshold`` (128,000 by default since faiss PR
-#5022; it used to be ``nq < 20``). 256 MiniLM queries are 256 * 384 = 98,304, so a
-batch takes the per-query scan, which streams the whole matrix once per query and
-thread: ~8x slower than one matrix product. Forcing the BLAS path is not enough either:
-faiss then runs OpenBLAS (multi-threaded) inside its own OpenMP threads, and the two
-thread pools oversubscribe the cores (faiss PR #5109, and the faiss wiki's "slow
-brute-force search with OpenBLAS"). So this module calls the BLAS path with faiss'
-OpenMP set to one thread and lets OpenBLAS use the cores.
+* Tiny batches over small matrices (``scan_max_queries`` queries and at most
+  ``scan_max_rows`` rows): faiss' own SIMD scan (what ``faiss.IndexFlatIP`` runs for a
+  handful of queries), with no matrix product to set up: 0.1-0.2 ms for one query over
+  3,000 MiniLM vectors, where a product plus a top-k costs ~2x that.
+* Everything else: one matrix product and ``torch.topk`` per block of rows, on torch's
+  thread pool, the same pool the encoder uses. Not faiss' BLAS path: faiss runs OpenBLAS
+  on its own OpenMP runtime (a second pool whose idle threads spin beside torch's) and
+  picks it only when ``nq * d`` passes a global threshold (128,000 in faiss 1.15, so 256
+  MiniLM queries took the per-query scan, ~8x slower). Setting faiss' thread count or
+  threshold per call, as this module once did, changes process-wide state under other
+  threads; nothing here changes either.
 
+The crossover was measured with ``benchmarks/bench_flat_search.py`` (see RESULTS.md).
 The matrix is read block by block, so a float16 matrix memory-mapped from disk is
-converted to float32 one block at a time and never held in RAM whole.
+converted to float32 one block at a time and never held in RAM whole. Callers run these
+kernels on the compute thread (``compute_thread``), which sized both pools once.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-# faiss' thread count is process-global: searches that change it go one at a time.
-_faiss_threads = threading.Lock()
-
 
 @dataclass(frozen=True)
 class FlatSearchConfig:
-    """``block_rows``: matrix rows converted/scored per step (64k x 768 x 4 B = 200 MB)."""
+    """``block_rows``: matrix rows converted/scored per step (64k x 768 x 4 B = 200 MB).
+    ``scan_max_queries`` / ``scan_max_rows``: the largest batch and float32 matrix that
+    faiss' scan answers (the measured crossover on 2 CPU cores); larger go to matmul."""
 
     block_rows: int = 65536
+    scan_max_queries: int = 4
+    scan_max_rows: int = 100_000
 
     def __post_init__(self) -> None:
         if self.block_rows <= 0:
             raise ValueError(f"block_rows must be positive, got {self.block_rows}")
+        if self.scan_max_queries < 0 or self.scan_max_rows < 0:
+            raise ValueError("scan_max_queries and scan_max_rows must be >= 0")
 
 
 class FlatSearcher:
@@ -50,33 +57,44 @@ class FlatSearcher:
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
 
+    def kernel(self, batch: int) -> str:
+        """``"scan"`` or ``"matmul"``: the kernel a batch of ``batch`` queries runs on."""
+        scannable = self.matrix.dtype == np.float32 and len(self) <= self.config.scan_max_rows
+        return "scan" if scannable and batch <= self.config.scan_max_queries else "matmul"
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, indices)``, each ``(len(queries), min(k, len(self)))``, best first."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = min(k, len(self))
+        if self.kernel(len(queries)) == "scan":
+            return scan_inner_product(queries, self.matrix, k)
         partial_scores, partial_indices = [], []
         for start in range(0, len(self), self.config.block_rows):
-            block = np.ascontiguousarray(self.matrix[start : start + self.config.block_rows], dtype=np.float32)
-            scores, indices = blas_knn_inner_product(queries, block, min(k, len(block)))
+            block = self.matrix[start : start + self.config.block_rows]
+            scores, indices = matmul_top_k(queries, block, min(k, len(block)))
             partial_scores.append(scores)
             partial_indices.append(indices + start)
+        if len(partial_scores) == 1:
+            return partial_scores[0], partial_indices[0]
         return merge_top_k(np.hstack(partial_scores), np.hstack(partial_indices), k)
 
 
-def blas_knn_inner_product(queries: np.ndarray, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """faiss' exhaustive search forced onto the BLAS path, one OpenMP thread."""
+def scan_inner_product(queries: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """faiss' exhaustive scan (its choice for few queries); ``matrix`` float32."""
     import faiss
 
-    with _faiss_threads:
-        previous_threads = faiss.omp_get_max_threads()
-        previous_threshold = faiss.cvar.distance_compute_blas_threshold
-        faiss.omp_set_num_threads(1)
-        faiss.cvar.distance_compute_blas_threshold = 0
-        try:
-            return faiss.knn(queries, block, k, metric=faiss.METRIC_INNER_PRODUCT)
-        finally:
-            faiss.cvar.distance_compute_blas_threshold = previous_threshold
-            faiss.omp_set_num_threads(previous_threads)
+    return faiss.knn(queries, np.ascontiguousarray(matrix), k, metric=faiss.METRIC_INNER_PRODUCT)
+
+
+def matmul_top_k(queries: np.ndarray, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One product and a top-k on torch's thread pool; ties go to the lower row."""
+    import torch
+
+    rows = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
+    with torch.inference_mode():
+        scores = torch.from_numpy(queries) @ rows.T
+        top_scores, top_indices = torch.topk(scores, k, dim=1, largest=True, sorted=True)
+    return merge_top_k(top_scores.numpy(), top_indices.numpy(), k)
 
 
 def merge_top_k(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +117,5 @@ def rerank_exact(matrix: np.ndarray, queries: np.ndarray, candidates: np.ndarray
 
 def faiss_search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Search an approximate faiss index (HNSW, IVF-PQ); these parallelise over queries
-    with OpenMP and need no BLAS, so faiss keeps its own thread setting."""
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    with _faiss_threads:
-        return index.search(queries, k)
+    on faiss' OpenMP threads, sized once by the compute thread."""
+    return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
