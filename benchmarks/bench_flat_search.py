@@ -1,13 +1,14 @@
-"""Batched exact search vs the matmul bound, the scan/matmul kernel crossover, and HNSW /
+"""Batched exact search vs the matmul bound, the scan/BLAS kernel crossover, and HNSW /
 IVF-PQ recall@10 against exact; prints JSON.
 
 Side by side in one run, alternating rounds (median and best reported): numpy's
 ``queries @ matrix.T`` (the bound: the scores alone, no top-k), faiss ``IndexFlatIP``
-as shipped, and ``FlatSearcher`` (kernel picked by batch size) over float32 in RAM and
-over a float16 memory map. The crossover table times ``FlatSearcher``'s two kernels,
-each forced, for batches of 1 to 256 queries over ``--crossover-rows`` matrices: faiss'
-scan and the torch matrix product + top-k. Searches run on the compute thread, as in
-the retrievers.
+as shipped (its default scan/BLAS threshold), and ``FlatSearcher`` (the threshold the
+compute thread sets) over float32 in RAM and over a float16 memory map; plus the same
+product in torch (MKL here), for the record. The crossover table times faiss' two
+kernels, each forced through the threshold (here only, never in the library), for
+batches of 1 to 256 queries over ``--crossover-rows`` matrices, and says which one
+``FlatSearcher`` runs. Searches run on the compute thread, as in the retrievers.
 
 Vectors: the cached real MiniLM embeddings of wiki18_sample (``bench_search.py``
 writes them to ``.cache/bench/dense-minilm-9654``) tiled with Gaussian noise to
@@ -39,14 +40,14 @@ import numpy as np  # noqa: E402
 from bench_search import read_questions, shared_data_dir  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from deepresearch.envs.retrieval.dense import DenseConfig, encode_texts, load_encoder  # noqa: E402
-from deepresearch.envs.retrieval.flat_search import FlatSearchConfig, FlatSearcher, faiss_search, rerank_exact  # noqa: E402
+from deepresearch.envs.retrieval.flat_search import FlatSearcher, faiss_search, rerank_exact  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHED_EMBEDDINGS = REPO_ROOT / ".cache" / "bench" / "dense-minilm-9654" / "embeddings.npy"
 K = 10
 CROSSOVER_BATCHES = (1, 2, 4, 8, 16, 32, 64, 256)
-ONLY_SCAN = FlatSearchConfig(scan_max_queries=1 << 30, scan_max_rows=1 << 40)
-ONLY_MATMUL = FlatSearchConfig(scan_max_queries=0)
+FORCED_THRESHOLD = {"scan": 1 << 62, "blas": 0}
+FAISS_DEFAULT_THRESHOLD = faiss.cvar.distance_compute_blas_threshold  # read before the compute thread sets ours
 REFINE = 4  # IVF-PQ shortlist of REFINE * K re-scored exactly (the built index's default)
 
 
@@ -89,21 +90,43 @@ def alternate(contenders: dict[str, Callable[[], object]], rounds: int, repeats:
     return times
 
 
+def torch_top_k(queries: np.ndarray, matrix: np.ndarray) -> object:
+    import torch
+
+    with torch.inference_mode():
+        return torch.topk(torch.from_numpy(queries) @ torch.from_numpy(matrix).T, K, dim=1)
+
+
+def forced(threshold: int, run: Callable[[], object]) -> Callable[[], object]:
+    """``run`` under faiss' scan/BLAS ``threshold``; the library's value restored after."""
+
+    def call() -> object:
+        library_value = faiss.cvar.distance_compute_blas_threshold
+        faiss.cvar.distance_compute_blas_threshold = threshold
+        try:
+            return run()
+        finally:
+            faiss.cvar.distance_compute_blas_threshold = library_value
+
+    return call
+
+
 def kernel_crossover(rows: int, queries: np.ndarray, rounds: int, rng: np.random.Generator) -> dict:
-    """ms per batch for the scan and the matmul kernel, each forced, and the one picked."""
+    """ms per batch for faiss' scan and BLAS kernels, each forced, and the one picked."""
     matrix, _ = corpus_vectors(rows, rng)
-    scan, matmul, picked = FlatSearcher(matrix, ONLY_SCAN), FlatSearcher(matrix, ONLY_MATMUL), FlatSearcher(matrix)
+    searcher = FlatSearcher(matrix)
     table = {}
     for batch in CROSSOVER_BATCHES:
         chosen = queries[np.arange(batch) % len(queries)]
         repeats = max(1, int(2e8 // (batch * rows * matrix.shape[1])))
-        times = alternate({"scan": lambda: scan.search(chosen, K), "matmul": lambda: matmul.search(chosen, K)}, rounds, repeats)
+        search = lambda: searcher.search(chosen, K)  # noqa: E731
+        times = alternate({kernel: forced(threshold, search) for kernel, threshold in FORCED_THRESHOLD.items()}, rounds, repeats)
         median = {name: statistics.median(values) for name, values in times.items()}
         table[batch] = {
             "scan_ms": round(1000 * median["scan"], 3),
-            "matmul_ms": round(1000 * median["matmul"], 3),
+            "blas_ms": round(1000 * median["blas"], 3),
             "faster": min(median, key=median.get),
-            "picked": picked.kernel(batch),
+            "picked": compute_thread().run(searcher.kernel, batch),
         }
     return table
 
@@ -169,7 +192,8 @@ def main() -> None:
         fp16_map = np.memmap(fp16_path, dtype=np.float16, mode="r", shape=matrix.shape)
         contenders = {
             "numpy_matmul_bound": lambda: queries @ matrix.T,
-            "faiss_IndexFlatIP_default": lambda: flat_index.search(queries, K),
+            "faiss_IndexFlatIP_default": forced(FAISS_DEFAULT_THRESHOLD, lambda: flat_index.search(queries, K)),
+            "torch_matmul_topk_fp32": lambda: torch_top_k(queries, matrix),
             "FlatSearcher_fp32": lambda: FlatSearcher(matrix).search(queries, K),
             "FlatSearcher_fp16_memmap": lambda: FlatSearcher(fp16_map).search(queries, K),
         }
@@ -181,7 +205,7 @@ def main() -> None:
     report = {
         "machine": {"cpus": os.cpu_count(), "shared": True, "load_average": [round(load, 2) for load in os.getloadavg()]},
         "faiss": faiss.__version__,
-        "faiss_defaults": {"distance_compute_blas_threshold": faiss.cvar.distance_compute_blas_threshold},
+        "faiss_blas_threshold": compute_thread().run(lambda: faiss.cvar.distance_compute_blas_threshold),
         "compute_threads": compute_thread().threads,
         "shape": {"rows": args.rows, "dimension": int(matrix.shape[1]), "queries": args.queries, "k": K},
         "vectors": matrix_source,

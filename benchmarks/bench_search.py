@@ -107,7 +107,9 @@ def query_encoder_overhead(encoder: QueryEncoder, questions: list[str]) -> dict:
     import numpy as np
 
     calls = {"direct": encoder.encode_direct, "wrapper": encoder.encode_with_wrapper}
-    report: dict = {"direct_path_taken": encoder.direct}
+    report: dict = {"direct_path_taken": encoder.direct, "linear_layers": encoder.kernel}
+    if not encoder.direct:
+        return report
     for batch, count in ((1, 64), (64, 4)):
         chunks = [questions[start : start + batch] for start in range(0, batch * count, batch)]
         rounds: dict[str, list[float]] = {name: [] for name in calls}

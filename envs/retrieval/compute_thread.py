@@ -109,13 +109,17 @@ class ComputeThread:
         return self._executor.submit(function, *args).result()
 
     def _configure(self) -> None:
-        """Thread counts, once, on this thread: omp_set_num_threads is per calling thread."""
+        """Thread counts, once, on this thread (omp_set_num_threads is per calling
+        thread), and faiss' scan/BLAS crossover (``flat_search.set_scan_threshold``)."""
         import faiss
         import torch
+
+        from deepresearch.envs.retrieval.flat_search import set_scan_threshold
 
         self._ident = threading.get_ident()
         torch.set_num_threads(self.threads)
         faiss.omp_set_num_threads(self.threads)
+        set_scan_threshold()
 
 
 _shared: ComputeThread | None = None

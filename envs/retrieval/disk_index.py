@@ -119,7 +119,7 @@ def _dense_ranker(directory: Path, manifest: dict[str, Any], settings: dict[str,
             f"the index holds {dimension}-d vectors"
         )
     if manifest["kind"] == "flat":
-        searcher = FlatSearcher(open_embeddings(directory, manifest, mode="c"))
+        searcher = FlatSearcher(open_embeddings(directory, manifest, mode="r"))
         search = searcher.search
     else:
         index = read_index_file(directory, FAISS_NAME, lambda path: _read_faiss(path))
@@ -170,15 +170,12 @@ def _encoder_config(manifest: dict[str, Any], settings: dict[str, Any]) -> Dense
 
 
 def open_embeddings(directory: Path, manifest: dict[str, Any], mode: str) -> np.memmap:
-    """The on-disk embedding matrix as a memory map: ``mode`` "r" to read, "c" to search
-    (copy-on-write: writable to numpy, so torch wraps it without a copy or a warning; the
-    file is never written), "r+" to fill."""
+    """The on-disk embedding matrix as a memory map (``mode`` "r" to search, "r+" to fill)."""
     embeddings = manifest_section(manifest, "embeddings")
-    reading = mode in ("r", "c")
-    path = required_file(directory, embeddings["file"]) if reading else directory / embeddings["file"]
+    path = required_file(directory, embeddings["file"]) if mode == "r" else directory / embeddings["file"]
     shape = (manifest["count"], manifest["dimension"])
     expected_bytes = shape[0] * shape[1] * np.dtype(embeddings["dtype"]).itemsize
-    if reading and path.stat().st_size != expected_bytes:
+    if mode == "r" and path.stat().st_size != expected_bytes:
         raise IndexDirError(
             f"{path} has {path.stat().st_size} bytes, a {shape} {embeddings['dtype']} matrix needs {expected_bytes}"
         )

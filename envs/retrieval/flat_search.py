@@ -1,22 +1,22 @@
-"""Exact inner-product top-k over a (memory-mapped) embedding matrix, with the kernel
-picked by the shape of the work.
+"""Exact inner-product top-k over a (memory-mapped) embedding matrix: faiss' own SIMD
+scan for a few queries, its BLAS path (one matrix product) for batches.
 
-* Tiny batches over small matrices (``scan_max_queries`` queries and at most
-  ``scan_max_rows`` rows): faiss' own SIMD scan (what ``faiss.IndexFlatIP`` runs for a
-  handful of queries), with no matrix product to set up: 0.1-0.2 ms for one query over
-  3,000 MiniLM vectors, where a product plus a top-k costs ~2x that.
-* Everything else: one matrix product and ``torch.topk`` per block of rows, on torch's
-  thread pool, the same pool the encoder uses. Not faiss' BLAS path: faiss runs OpenBLAS
-  on its own OpenMP runtime (a second pool whose idle threads spin beside torch's) and
-  picks it only when ``nq * d`` passes a global threshold (128,000 in faiss 1.15, so 256
-  MiniLM queries took the per-query scan, ~8x slower). Setting faiss' thread count or
-  threshold per call, as this module once did, changes process-wide state under other
-  threads; nothing here changes either.
+faiss picks between the two itself, by a process-wide threshold: the scan while
+``nq * d < distance_compute_blas_threshold`` (faiss >= 1.15; before, ``nq < threshold``).
+Its default, 128,000, sends 256 MiniLM queries (98,304) to the per-query scan, which
+streams the whole matrix once per query and thread: ~8x slower than one product. The
+measured crossover on 2 CPU cores is a handful of queries (``bench_flat_search.py``:
+the scan wins up to 4 MiniLM queries, BLAS from 8, for 3,000 and 200,000 rows alike, as
+faiss' own analysis in PR #5109 found: the database size does not move it). So the
+compute thread sets the threshold once, to ``SCAN_MAX_QUERY_FLOATS``, when it starts
+(``set_scan_threshold``); nothing here changes it, or faiss' thread count, per call —
+this module once did both around every search, racing other threads' searches.
 
-The crossover was measured with ``benchmarks/bench_flat_search.py`` (see RESULTS.md).
+faiss' BLAS path runs OpenBLAS on faiss' own OpenMP runtime with the compute thread's
+thread count: 2.5-3x faster on these AMD cores than the same product in torch (MKL).
+
 The matrix is read block by block, so a float16 matrix memory-mapped from disk is
-converted to float32 one block at a time and never held in RAM whole. Callers run these
-kernels on the compute thread (``compute_thread``), which sized both pools once.
+converted to float32 one block at a time and never held in RAM whole.
 """
 
 from __future__ import annotations
@@ -26,22 +26,38 @@ from typing import Any
 
 import numpy as np
 
+# Batches with fewer query floats (queries x dimension) than this take faiss' scan:
+# up to 5 queries of 384 dimensions, 2 of 768.
+SCAN_MAX_QUERY_FLOATS = 2048
+_REFERENCE_DIMENSION = 384  # for faiss < 1.15, whose threshold counts queries
+
+
+def set_scan_threshold(max_query_floats: int = SCAN_MAX_QUERY_FLOATS) -> None:
+    """Set faiss' process-wide scan/BLAS threshold once (the compute thread does, as it
+    starts), in the unit the installed faiss compares against."""
+    import faiss
+
+    threshold = max_query_floats if _threshold_counts_floats() else -(-max_query_floats // _REFERENCE_DIMENSION)
+    faiss.cvar.distance_compute_blas_threshold = threshold
+
+
+def _threshold_counts_floats() -> bool:
+    """faiss >= 1.15 compares ``nq * d`` with its threshold (PR #5022); older ones ``nq``."""
+    import faiss
+
+    major, minor = (int(part) for part in faiss.__version__.split(".")[:2])
+    return (major, minor) >= (1, 15)
+
 
 @dataclass(frozen=True)
 class FlatSearchConfig:
-    """``block_rows``: matrix rows converted/scored per step (64k x 768 x 4 B = 200 MB).
-    ``scan_max_queries`` / ``scan_max_rows``: the largest batch and float32 matrix that
-    faiss' scan answers (the measured crossover on 2 CPU cores); larger go to matmul."""
+    """``block_rows``: matrix rows converted/scored per step (64k x 768 x 4 B = 200 MB)."""
 
     block_rows: int = 65536
-    scan_max_queries: int = 4
-    scan_max_rows: int = 100_000
 
     def __post_init__(self) -> None:
         if self.block_rows <= 0:
             raise ValueError(f"block_rows must be positive, got {self.block_rows}")
-        if self.scan_max_queries < 0 or self.scan_max_rows < 0:
-            raise ValueError("scan_max_queries and scan_max_rows must be >= 0")
 
 
 class FlatSearcher:
@@ -58,43 +74,28 @@ class FlatSearcher:
         return int(self.matrix.shape[0])
 
     def kernel(self, batch: int) -> str:
-        """``"scan"`` or ``"matmul"``: the kernel a batch of ``batch`` queries runs on."""
-        scannable = self.matrix.dtype == np.float32 and len(self) <= self.config.scan_max_rows
-        return "scan" if scannable and batch <= self.config.scan_max_queries else "matmul"
+        """``"scan"`` or ``"blas"``: what faiss, with its current threshold, runs for a
+        batch of ``batch`` queries."""
+        import faiss
+
+        work = batch * int(self.matrix.shape[1]) if _threshold_counts_floats() else batch
+        return "scan" if work < faiss.cvar.distance_compute_blas_threshold else "blas"
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, indices)``, each ``(len(queries), min(k, len(self)))``, best first."""
+        import faiss
+
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = min(k, len(self))
-        if self.kernel(len(queries)) == "scan":
-            return scan_inner_product(queries, self.matrix, k)
         partial_scores, partial_indices = [], []
         for start in range(0, len(self), self.config.block_rows):
-            block = self.matrix[start : start + self.config.block_rows]
-            scores, indices = matmul_top_k(queries, block, min(k, len(block)))
+            block = np.ascontiguousarray(self.matrix[start : start + self.config.block_rows], dtype=np.float32)
+            scores, indices = faiss.knn(queries, block, min(k, len(block)), metric=faiss.METRIC_INNER_PRODUCT)
             partial_scores.append(scores)
             partial_indices.append(indices + start)
         if len(partial_scores) == 1:
             return partial_scores[0], partial_indices[0]
         return merge_top_k(np.hstack(partial_scores), np.hstack(partial_indices), k)
-
-
-def scan_inner_product(queries: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """faiss' exhaustive scan (its choice for few queries); ``matrix`` float32."""
-    import faiss
-
-    return faiss.knn(queries, np.ascontiguousarray(matrix), k, metric=faiss.METRIC_INNER_PRODUCT)
-
-
-def matmul_top_k(queries: np.ndarray, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """One product and a top-k on torch's thread pool; ties go to the lower row."""
-    import torch
-
-    rows = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
-    with torch.inference_mode():
-        scores = torch.from_numpy(queries) @ rows.T
-        top_scores, top_indices = torch.topk(scores, k, dim=1, largest=True, sorted=True)
-    return merge_top_k(top_scores.numpy(), top_indices.numpy(), k)
 
 
 def merge_top_k(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
