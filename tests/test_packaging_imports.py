@@ -18,7 +18,7 @@ from test_retrieval_cases import ranked_ids, write_corpus
 from deepresearch.envs.retrieval import RemoteConfig, RemoteRetriever
 
 GPU_STACK = ("torch", "transformers", "vllm", "sentence_transformers", "faiss")
-EXTRAS = ("requests", *GPU_STACK)
+EXTRAS = ("requests", "urllib3", *GPU_STACK)
 
 
 def python_without(blocked: tuple[str, ...], code: str) -> list[str]:

@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model downloads exist on these machines
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,9 @@ from test_retrieval_cases import (
 )
 
 from deepresearch.envs.retrieval import DenseConfig, DenseRetriever, IndexDirError, load_retriever
-from deepresearch.envs.retrieval.dense import encode_texts, load_encoder
+from deepresearch.envs.retrieval.compute_thread import compute_thread
+from deepresearch.envs.retrieval.dense import encode_texts, load_encoder, query_encoder
+from deepresearch.envs.retrieval.query_encoder import QueryEncoder, length_runs
 
 DENSE_SUBSET_SIZE = 320  # every known-answer passage has an id below 320
 
@@ -60,6 +63,16 @@ def test_e5_models_get_their_prefixes_by_default() -> None:
         DenseConfig(batch_size=0)
 
 
+def test_length_runs_trade_padding_against_passes() -> None:
+    """Short and long queries: two passes beat padding the short ones, unless a pass
+    costs more than the padding saved; runs never exceed the row limit."""
+    lengths = [10] * 8 + [22] * 8
+    assert length_runs(lengths, 64, 48) == [(0, 8), (8, 16)]  # 2 x 48 + 80 + 176 < 48 + 16 x 22
+    assert length_runs(lengths, 64, 1000) == [(0, 16)]
+    assert length_runs(lengths, 4, 0) == [(0, 4), (4, 8), (8, 12), (12, 16)]
+    assert length_runs([], 64, 48) == [] and length_runs([5], 64, 48) == [(0, 1)]
+
+
 @pytest.mark.slow
 def test_unloadable_model_is_a_clear_error(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers")
@@ -83,6 +96,44 @@ def test_batch_search_equals_one_by_one(wiki_dense: DenseRetriever, shared_data:
 @pytest.mark.slow
 def test_concurrent_searches_equal_sequential(wiki_dense: DenseRetriever, shared_data: Path) -> None:
     assert_threads_equal_sequential(wiki_dense, nq_questions(shared_data, 4), k=5)
+
+
+@pytest.mark.slow
+def test_every_encoder_pass_runs_on_the_compute_thread(wiki_dense: DenseRetriever, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches from many threads: torch runs on one thread only, so libgomp keeps one
+    team (a second team per calling thread throttles every barrier)."""
+    threads_seen = set()
+    encode = wiki_dense.encoder.encode
+
+    def recording(texts: list[str]) -> np.ndarray:
+        threads_seen.add(threading.get_ident())
+        return encode(texts)
+
+    monkeypatch.setattr(wiki_dense.encoder, "encode", recording)
+    assert_threads_equal_sequential(wiki_dense, nq_questions(shared_data, 16), 3)
+    assert threads_seen == {compute_thread().run(threading.get_ident)}
+
+
+@pytest.mark.slow
+def test_query_encoder_goes_direct_only_when_it_gives_the_wrappers_vectors(minilm_config: DenseConfig, shared_data: Path) -> None:
+    import torch
+
+    model = load_encoder(minilm_config)
+    encoder = query_encoder(model, minilm_config)
+    assert encoder.direct  # MiniLM: Transformer -> mean Pooling -> Normalize
+    assert encoder.kernel == ("onednn" if torch.backends.mkldnn.is_available() else "default")
+    questions = nq_questions(shared_data, 80)
+    for texts in (questions[:1], questions[:7], questions):
+        direct = compute_thread().run(encoder.encode, texts)
+        assert np.abs(direct - encode_texts(model, texts, minilm_config, False)).max() <= 1e-6
+    from sentence_transformers import SentenceTransformer
+
+    assert model[0].auto_model.encoder.layer[0].intermediate.dense.__class__ is torch.nn.Linear  # the wrapper's model is untouched
+    cls_pooling = type(model[1])(model.get_embedding_dimension(), pooling_mode="cls")
+    other = compute_thread().run(lambda: SentenceTransformer(modules=[model[0], cls_pooling], device="cpu"))
+    fallback = compute_thread().run(QueryEncoder, other, 32, True)
+    assert not fallback.direct  # CLS pooling: the wrapper's path, same vectors as the wrapper
+    assert np.array_equal(compute_thread().run(fallback.encode, questions[:5]), encode_texts(other, questions[:5], minilm_config, False))
 
 
 @pytest.mark.slow

@@ -1,5 +1,7 @@
 """FlatSearcher: exact top-k by blocks over float32/float16 and memory-mapped matrices,
-equal to a plain numpy argsort of the full score matrix."""
+equal to a plain numpy argsort of the full score matrix, on either of faiss' kernels
+(its scan for a few queries, BLAS for batches, as the compute thread's threshold picks),
+without changing faiss' global state per search."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import faiss
 import numpy as np
 import pytest
 
-from deepresearch.envs.retrieval.flat_search import FlatSearchConfig, FlatSearcher, merge_top_k, rerank_exact
+from deepresearch.envs.retrieval.compute_thread import compute_thread
+from deepresearch.envs.retrieval.flat_search import SCAN_MAX_QUERY_FLOATS, FlatSearchConfig, FlatSearcher, merge_top_k, rerank_exact
 
 
 def unit_rows(rows: int, dimension: int, seed: int) -> np.ndarray:
@@ -23,12 +26,25 @@ def exact_top_k(queries: np.ndarray, matrix: np.ndarray, k: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("block_rows", [97, 1000, 65536])
-def test_blocked_search_equals_numpy_argsort(block_rows: int) -> None:
-    matrix, queries = unit_rows(1000, 48, 0), unit_rows(33, 48, 1)
-    scores, indices = FlatSearcher(matrix, FlatSearchConfig(block_rows=block_rows)).search(queries, 10)
+@pytest.mark.parametrize(("batch", "kernel"), [(1, "scan"), (3, "scan"), (64, "blas")])
+def test_blocked_search_equals_numpy_argsort(block_rows: int, batch: int, kernel: str) -> None:
+    matrix, queries = unit_rows(1000, 48, 0), unit_rows(batch, 48, 1)
+    searcher = FlatSearcher(matrix, FlatSearchConfig(block_rows=block_rows))
+    assert compute_thread().run(searcher.kernel, batch) == kernel  # 48 floats a query; BLAS from 2048
+    scores, indices = compute_thread().run(searcher.search, queries, 10)
     assert np.array_equal(indices, exact_top_k(queries, matrix, 10))
     assert np.allclose(scores, np.take_along_axis(queries @ matrix.T, indices, axis=1), atol=1e-5)
     assert np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_the_compute_thread_sets_the_crossover_once_and_both_kernels_agree() -> None:
+    matrix, queries = unit_rows(500, 32, 9), unit_rows(64, 32, 10)
+    searcher = FlatSearcher(matrix)
+    assert compute_thread().run(lambda: faiss.cvar.distance_compute_blas_threshold) == SCAN_MAX_QUERY_FLOATS
+    assert [searcher.kernel(batch) for batch in (1, 63, 64)] == ["scan", "scan", "blas"]  # 32 floats a query
+    blas = compute_thread().run(searcher.search, queries, 7)
+    scan = compute_thread().run(searcher.search, queries[:63], 7)
+    assert np.array_equal(scan[1], blas[1][:63]) and np.allclose(scan[0], blas[0][:63], atol=1e-5)
 
 
 def test_float16_memory_map_and_k_beyond_the_matrix(tmp_path: Path) -> None:
@@ -42,10 +58,14 @@ def test_float16_memory_map_and_k_beyond_the_matrix(tmp_path: Path) -> None:
     assert np.array_equal(indices[:, :10], exact_top_k(queries, matrix, 10))
 
 
-def test_faiss_settings_are_restored_after_a_search() -> None:
-    threads, threshold = faiss.omp_get_max_threads(), faiss.cvar.distance_compute_blas_threshold
-    FlatSearcher(unit_rows(50, 16, 4)).search(unit_rows(2, 16, 5), 3)
-    assert (faiss.omp_get_max_threads(), faiss.cvar.distance_compute_blas_threshold) == (threads, threshold)
+def test_no_search_changes_faiss_thread_count_or_blas_threshold() -> None:
+    """Process-wide settings changed per call would race with other threads' searches."""
+    settings = lambda: (faiss.omp_get_max_threads(), faiss.cvar.distance_compute_blas_threshold)  # noqa: E731
+    before = compute_thread().run(settings)
+    searcher = FlatSearcher(unit_rows(200, 16, 4))
+    for batch in (1, 200):
+        compute_thread().run(searcher.search, unit_rows(batch, 16, 5), 3)
+    assert compute_thread().run(settings) == before
 
 
 def test_merge_prefers_higher_scores_then_lower_positions() -> None:

@@ -136,15 +136,24 @@ def test_remote_retries_5xx_with_backoff_then_succeeds_or_gives_up() -> None:
 CLI = [sys.executable, "-m", "deepresearch.cli"]
 
 
+def start_serving(index_dir: Path, port: int) -> subprocess.Popen:
+    """``deepresearch serve-retriever`` on 127.0.0.1:``port`` in a subprocess, once healthy."""
+    server = subprocess.Popen([*CLI, "serve-retriever", "--index", str(index_dir), "--port", str(port)], stderr=subprocess.PIPE)
+    try:
+        _wait_until_healthy(RemoteRetriever(f"http://127.0.0.1:{port}", RemoteConfig(retries=0)), server)
+    except BaseException:
+        server.kill()
+        raise
+    return server
+
+
 @contextmanager
 def serving(index_dir: Path) -> Iterator[RemoteRetriever]:
     """``deepresearch serve-retriever`` on a free 127.0.0.1 port, in a subprocess."""
     port = _free_port()
-    server = subprocess.Popen([*CLI, "serve-retriever", "--index", str(index_dir), "--port", str(port)], stderr=subprocess.PIPE)
+    server = start_serving(index_dir, port)
     try:
-        remote = RemoteRetriever(f"http://127.0.0.1:{port}", RemoteConfig(retries=0))
-        _wait_until_healthy(remote, server)
-        yield remote
+        yield RemoteRetriever(f"http://127.0.0.1:{port}", RemoteConfig(retries=0))
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -88,21 +87,24 @@ def configure_serve(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--max-batch", type=int, default=256, help="queries per coalesced search")
     parser.add_argument("--device", default=None, help="encoder device for dense indexes (e.g. cuda)")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch/faiss threads; 1 avoids oversubscription on a busy machine"
+        "--threads", type=int, default=None, help="torch/faiss threads of the compute thread (default: the available cores)"
     )
+    parser.add_argument("--access-log", action="store_true", help="log every request (costs time at high request rates)")
     return _serve
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from deepresearch.envs.retrieval.compute_thread import ThreadPolicy, configure_compute_thread, prepare_process
+
+    policy = ThreadPolicy(compute_threads=args.threads)
+    prepare_process(policy)  # before torch/faiss load: their OpenMP runtimes read it once
     import uvicorn
 
     from deepresearch.envs.retrieval.coalescing import CoalescingConfig
     from deepresearch.envs.retrieval.open_index import load_retriever
     from deepresearch.envs.retrieval.server import ServerConfig, create_app
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.threads:  # before torch and faiss start their OpenMP pools
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    configure_compute_thread(policy)
     settings = {"device": args.device} if args.device else {}
     retriever = load_retriever(args.index, **settings)
     config = ServerConfig(
@@ -112,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_query_chars=args.max_query_chars,
         coalescing=CoalescingConfig(max_wait_s=args.max_wait_ms / 1000, max_batch=args.max_batch),
     )
-    description = {"index": str(args.index), "kind": getattr(retriever, "kind", "?"), "passages": len(retriever)}
+    description = {"index": str(args.index), "kind": retriever.kind, "passages": len(retriever)}
     app = create_app(retriever, config, description)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
     return 0

@@ -2,9 +2,19 @@
 
 64 envs stepping in threads each ask for one or two queries; a dense retriever answers
 256 queries in one encoder pass nearly as fast as one. ``CoalescingRetriever`` queues
-the calls, and one worker thread takes everything queued (waiting at most
-``max_wait_s`` for stragglers, up to ``max_batch`` queries), runs one ``search`` with
-the largest ``k`` asked, and hands each caller its own rows cut to its own ``k``.
+the calls, and one worker thread takes everything queued, runs one ``search`` with the
+largest ``k`` asked, and hands each caller its own rows cut to its own ``k``.
+
+How long to wait for company: the callers of a batch come back together once answered,
+so as many requests as recent batches held are expected (the last batch's size, or half
+the previous expectation if larger, so one straggler does not split the next rounds),
+for at most ``max_wait_s``, up to ``max_batch`` queries. A lone caller never waits once
+the expectation has decayed to one; 16 clients that resubmit within a millisecond of
+their answers meet again in one batch instead of a batch of the first arrival and a
+batch of the rest.
+
+``submit`` returns a ``concurrent.futures.Future``, so an event loop (the HTTP server)
+awaits answers without parking one thread per request; ``search`` waits on it.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +46,7 @@ class CoalescingConfig:
 class _Request:
     queries: list[str]
     k: int
-    done: threading.Event = field(default_factory=threading.Event)
-    result: list[list[Document]] | None = None
-    error: BaseException | None = None
+    answer: Future = field(default_factory=Future)
 
 
 class CoalescingRetriever:
@@ -47,8 +56,7 @@ class CoalescingRetriever:
         self.inner = inner
         self.config = config or CoalescingConfig()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
-        self._active = 0  # callers inside search(): when all are queued, waiting gains nothing
-        self._active_lock = threading.Lock()
+        self._expected = 1  # requests to wait for (see the module docstring)
         self._closed = False
         self._worker = threading.Thread(target=self._serve, name="coalescing-retriever", daemon=True)
         self._worker.start()
@@ -60,24 +68,19 @@ class CoalescingRetriever:
     def search(self, queries: list[str], k: int) -> list[list[Document]]:
         """Same contract as ``inner.search``; arguments are checked here, so one caller's
         bad input fails that caller alone, never the batch it would have joined."""
+        return self.submit(queries, k).result()
+
+    def submit(self, queries: list[str], k: int) -> Future:
+        """Queue a search; the future holds its rows (or the batch's error)."""
         check_search_arguments(queries, k)
+        request = _Request(list(queries), k)
         if not queries:
-            return []
+            request.answer.set_result([])
+            return request.answer
         if self._closed:
             raise RuntimeError("this CoalescingRetriever is closed")
-        request = _Request(list(queries), k)
-        with self._active_lock:
-            self._active += 1
-        try:
-            self._queue.put(request)
-            request.done.wait()
-        finally:
-            with self._active_lock:
-                self._active -= 1
-        if request.error is not None:
-            raise request.error
-        assert request.result is not None
-        return request.result
+        self._queue.put(request)
+        return request.answer
 
     def close(self) -> None:
         """Stop the worker after the queued calls are answered."""
@@ -111,9 +114,7 @@ class CoalescingRetriever:
                 request = self._queue.get_nowait()
             except queue.Empty:
                 remaining = deadline - time.monotonic()
-                with self._active_lock:
-                    everyone_queued = self._active <= len(batch)
-                if remaining <= 0 or everyone_queued:
+                if remaining <= 0 or len(batch) >= self._expected:
                     break
                 try:
                     request = self._queue.get(timeout=remaining)
@@ -123,21 +124,23 @@ class CoalescingRetriever:
                 return batch, True
             batch.append(request)
             size += len(request.queries)
+        self._expected = max(len(batch), self._expected // 2)
         return batch, False
 
     def _run(self, batch: list[_Request]) -> None:
+        batch = [request for request in batch if request.answer.set_running_or_notify_cancel()]  # drop cancelled ones
+        if not batch:
+            return
         queries = [query for request in batch for query in request.queries]
         try:
             rows = self.inner.search(queries, max(request.k for request in batch))
         except BaseException as error:  # every caller of the batch learns why
             for request in batch:
-                request.error = error
-                request.done.set()
+                request.answer.set_exception(error)
             return
         self.batches_run += 1
         start = 0
         for request in batch:
-            request.result = [row[: request.k] for row in rows[start : start + len(request.queries)]]
+            request.answer.set_result([row[: request.k] for row in rows[start : start + len(request.queries)]])
             start += len(request.queries)
-            request.done.set()
 

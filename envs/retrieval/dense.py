@@ -3,8 +3,10 @@
 torch, sentence-transformers and faiss are imported only when a dense index is built or
 loaded, so ``import deepresearch.envs`` stays light for BM25-only users. Vectors are
 normalised, so inner product is cosine similarity (what E5 and MiniLM are trained for).
-Search runs on ``FlatSearcher`` (the matmul-speed path built indexes use), not a default
-``faiss.IndexFlatIP``, which scans per query for batches like 256 x 384 (~8x slower).
+Search runs on ``FlatSearcher`` (faiss' scan for a few queries, one matrix product for
+batches), not a default ``faiss.IndexFlatIP``, which scans per query for batches like
+256 x 384 (~8x slower). Loading, encoding and searching run on the process' compute
+thread (``compute_thread``), so torch and faiss keep one thread team each.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import numpy as np
 
 from deepresearch.envs.documents import Document
 from deepresearch.envs.retrieval.base import Hit, as_passages, vector_hits
+from deepresearch.envs.retrieval.compute_thread import compute_thread
 from deepresearch.envs.retrieval.flat_search import FlatSearcher
 from deepresearch.envs.retrieval.in_memory import InMemoryRetriever
 from deepresearch.envs.retrieval.index_format import IndexDirError, config_from_manifest, manifest_section, read_index_file
+from deepresearch.envs.retrieval.query_encoder import QueryEncoder
 
 _EMBEDDINGS_NAME = "embeddings.npy"
 _E5_QUERY_PREFIX = "query: "
@@ -65,6 +69,7 @@ class DenseRetriever(InMemoryRetriever):
         self._model = model
         self._embeddings = embeddings
         self.searcher = FlatSearcher(embeddings)
+        self.encoder = query_encoder(model, config)
 
     @property
     def dimension(self) -> int:
@@ -84,8 +89,10 @@ class DenseRetriever(InMemoryRetriever):
         return cls(passages, embeddings, config, model)
 
     def _top_k(self, queries: list[str], k: int) -> list[list[Hit]]:
-        vectors = encode_texts(self._model, [self.config.query_prefix + query for query in queries], self.config, False)
-        return vector_hits(*self.searcher.search(vectors, k))
+        return compute_thread().run(self._rank, [self.config.query_prefix + query for query in queries], k)
+
+    def _rank(self, texts: list[str], k: int) -> list[list[Hit]]:
+        return vector_hits(*self.searcher.search(self.encoder.encode(texts), k))
 
     def _save_index(self, directory: Path) -> None:
         stored = self._embeddings.astype(np.float16 if self.config.fp16 else np.float32)
@@ -128,7 +135,12 @@ class DenseRetriever(InMemoryRetriever):
 
 
 def load_encoder(config: DenseConfig) -> Any:
-    """The sentence-transformers model named by ``config``, on ``config.device``."""
+    """The sentence-transformers model named by ``config``, on ``config.device``, loaded on
+    the compute thread (loading runs torch ops, which would give the caller a thread team)."""
+    return compute_thread().run(_load_encoder, config)
+
+
+def _load_encoder(config: DenseConfig) -> Any:
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as error:
@@ -143,7 +155,17 @@ def load_encoder(config: DenseConfig) -> Any:
         ) from error
 
 
+def query_encoder(model: Any, config: DenseConfig) -> QueryEncoder:
+    """The fastest exact query encoder for ``model`` (checked on the compute thread)."""
+    return compute_thread().run(QueryEncoder, model, config.batch_size, config.normalize)
+
+
 def encode_texts(model: Any, texts: list[str], config: DenseConfig, show_progress: bool) -> np.ndarray:
+    """Passages (or anything) through the wrapper's ``encode``, on the compute thread."""
+    return compute_thread().run(_encode_texts, model, texts, config, show_progress)
+
+
+def _encode_texts(model: Any, texts: list[str], config: DenseConfig, show_progress: bool) -> np.ndarray:
     vectors = model.encode(
         texts,
         batch_size=config.batch_size,

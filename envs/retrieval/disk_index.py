@@ -22,7 +22,8 @@ import numpy as np
 
 from deepresearch.envs.documents import Document
 from deepresearch.envs.retrieval.base import Hit, search_batch, vector_hits
-from deepresearch.envs.retrieval.dense import DenseConfig, encode_texts, load_encoder, model_dimension
+from deepresearch.envs.retrieval.compute_thread import compute_thread
+from deepresearch.envs.retrieval.dense import DenseConfig, load_encoder, model_dimension, query_encoder
 from deepresearch.envs.retrieval.flat_search import FlatSearcher, faiss_search, rerank_exact
 from deepresearch.envs.retrieval.index_format import (
     BUILT_FORMAT_VERSION,
@@ -130,9 +131,13 @@ def _dense_ranker(directory: Path, manifest: dict[str, Any], settings: dict[str,
         _apply_search_params(index, manifest["kind"], search_params)
         search = _approximate_search(index, directory, manifest, int(search_params.get("refine", 1)))
 
+    encoder = query_encoder(model, config)
+
+    def rank_here(texts: list[str], k: int) -> list[list[Hit]]:
+        return vector_hits(*search(encoder.encode(texts), k))
+
     def rank(queries: list[str], k: int) -> list[list[Hit]]:
-        vectors = encode_texts(model, [config.query_prefix + query for query in queries], config, False)
-        return vector_hits(*search(vectors, k))
+        return compute_thread().run(rank_here, [config.query_prefix + query for query in queries], k)
 
     return rank
 

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from deepresearch.envs.retrieval.bm25 import BM25Config, index_text_chunks
+from deepresearch.envs.retrieval.compute_thread import compute_thread
 from deepresearch.envs.retrieval.dense import DenseConfig, encode_texts, load_encoder, model_dimension
 from deepresearch.envs.retrieval.disk_index import (
     BM25_DIR,
@@ -147,7 +148,7 @@ def build_index(config: IndexBuildConfig, model: Any = None, overwrite: bool = F
         )
         _encode_chunks(out, store, config, model, manifest, state)
         if config.kind != "flat":
-            manifest["params"] = _build_faiss(out, config, manifest)
+            manifest["params"] = compute_thread().run(_build_faiss, out, config, manifest)
     manifest["build"] = config.identity()
     _write_json_atomically(out / MANIFEST_NAME, manifest)
     (out / STATE_NAME).unlink(missing_ok=True)
