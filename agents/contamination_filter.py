@@ -2,17 +2,19 @@
 answers from memory.
 
 DeepResearcher trains only on questions its base model cannot answer without searching,
-so that the reward pays for search rather than recall: the model answers each question
-closed-book several times, sampled, and a question it gets right in any of those
-attempts (pass@10) is removed. Those are the defaults here (``samples=10``,
-``min_correct=1``); both are options.
+so that the reward pays for search rather than recall. Its rule (arXiv 2504.03160, §4.3
+"Contamination Detection", prompt in Appendix A.1): "For each candidate question, we
+randomly sample 10 responses from the base model we will use in training, and check if any
+response contains the ground truth answer (i.e., pass@10)." Those are the defaults here:
+``samples=10``, ``min_correct=1``, their closed-book prompt, and ``--model`` should be the
+policy you will train.
 
-A sample is correct by FlashRAG's ``acc`` (a gold answer occurs in the normalised reply)
-unless ``metric="em"``: chat models answer in sentences ("The capital of France is
-Paris."), which exact match would call wrong, keeping a question the model knows, and a
-contamination filter must err towards dropping. A reply still running at
-``max_new_tokens`` is no answer at all and never counts: a rambling or degenerate
-continuation names many things, the gold among them by chance.
+"Contains the ground truth" is FlashRAG's ``acc`` (a gold answer occurs in the normalised
+reply); ``metric="em"`` is the stricter option, though chat models answer in sentences
+("The capital of France is Paris.") that exact match calls wrong, keeping a question the
+model knows. Any reply counts, as in the paper, also one still running at
+``max_new_tokens`` (the gold is already in it); ``ignore_unfinished=True`` discounts those,
+for small models whose rambling continuations name many things, the gold among them by chance.
 
     deepresearch data filter --model SmolLM2-135M-Instruct.Q4_1.gguf --dataset nq.jsonl --out nq_filtered/
 
@@ -34,7 +36,8 @@ from typing import Any, Literal
 from deepresearch.envs import QAItem, load_qa
 from deepresearch.rewards import exact_match, substring_match
 
-CLOSED_BOOK_INSTRUCTION = "Answer the question from your own knowledge, with the short answer only."
+# DeepResearcher's contamination-detection prompt (paper, Appendix A.1), its line breaks as typeset there.
+CLOSED_BOOK_TEMPLATE = "Give a short answer to the following question. The answer should be in English.\n\nQuestion: {question}\n\nYour answer:"
 METRICS: dict[str, Callable[[str | None, Sequence[str]], float]] = {"acc": substring_match, "em": exact_match}
 
 
@@ -47,6 +50,8 @@ class FilterConfig:
     # A question is dropped when at least this many attempts are correct (DeepResearcher: any).
     min_correct: int = 1
     metric: Literal["acc", "em"] = "acc"
+    # Discount replies cut off at ``max_new_tokens`` (DeepResearcher counts every reply).
+    ignore_unfinished: bool = False
     temperature: float = 1.0
     max_new_tokens: int = 32
     # Questions per engine call (each asked ``samples`` times in that call).
@@ -80,11 +85,11 @@ class Verdict:
 
 def closed_book_prompt(tokenizer: Any, question: str) -> list[int]:
     """The question with no search offered: through the chat template when there is one."""
-    text = f"{CLOSED_BOOK_INSTRUCTION}\nQuestion: {question.strip()}"
+    text = CLOSED_BOOK_TEMPLATE.format(question=question.strip())
     if tokenizer.chat_template:
         messages = [{"role": "user", "content": text}]
         return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))
-    return list(tokenizer(f"{text}\nAnswer:", add_special_tokens=False)["input_ids"])
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def filter_questions(engine: Any, items: Sequence[QAItem], config: FilterConfig, on_batch: Callable[[int], None] | None = None) -> list[Verdict]:
@@ -106,7 +111,8 @@ def filter_questions(engine: Any, items: Sequence[QAItem], config: FilterConfig,
             own = generations[index * config.samples : (index + 1) * config.samples]
             replies = [engine.tokenizer.decode(g.token_ids, skip_special_tokens=True).strip() for g in own]
             ended = [g.finish_reason != "length" for g in own]
-            correct = sum(done and score(reply, item.golden_answers) >= 1.0 for reply, done in zip(replies, ended))
+            counted = ended if config.ignore_unfinished else [True] * len(own)
+            correct = sum(done and score(reply, item.golden_answers) >= 1.0 for reply, done in zip(replies, counted))
             verdict = Verdict(item.id, item.question, list(item.golden_answers), replies, sum(ended), correct, correct >= config.min_correct)
             verdicts.append(verdict)
         if on_batch is not None:
@@ -159,6 +165,7 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     sub.add_argument("--samples", type=int, default=defaults.samples, help="closed-book attempts per question")
     sub.add_argument("--min-correct", type=int, default=defaults.min_correct, help="drop a question with at least this many correct attempts")
     sub.add_argument("--metric", choices=sorted(METRICS), default=defaults.metric, help="what makes an attempt correct")
+    sub.add_argument("--ignore-unfinished", action="store_true", help="never count a reply cut off at --max-new-tokens")
     sub.add_argument("--temperature", type=float, default=defaults.temperature)
     sub.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
     sub.add_argument("--questions-per-batch", type=int, default=defaults.questions_per_batch)
@@ -174,8 +181,8 @@ def run(args: argparse.Namespace) -> int:
     from deepresearch.agents.rollout.engines import make_engine
 
     config = FilterConfig(
-        samples=args.samples, min_correct=args.min_correct, metric=args.metric, temperature=args.temperature,
-        max_new_tokens=args.max_new_tokens, questions_per_batch=args.questions_per_batch, seed=args.seed,
+        samples=args.samples, min_correct=args.min_correct, metric=args.metric, ignore_unfinished=args.ignore_unfinished,
+        temperature=args.temperature, max_new_tokens=args.max_new_tokens, questions_per_batch=args.questions_per_batch, seed=args.seed,
     )
     items = load_qa(args.dataset, split=args.split, limit=args.limit)
     engine = make_engine(args.engine, args.model, gguf_file=args.gguf_file)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deepresearch.agents.contamination_filter import FilterConfig, filter_questions, write_outputs
+from deepresearch.agents.contamination_filter import FilterConfig, closed_book_prompt, filter_questions, write_outputs
 from deepresearch.agents.rollout.engines.base import Generation
 from deepresearch.envs import QAItem, load_qa
 
@@ -50,17 +50,30 @@ ITEMS = [
 REPLIES = {
     "Who wrote Hamlet?": ["It was Shakespeare.", "Marlowe", "Marlowe"],  # one of three right, in a sentence
     "What is the capital of Peru?": ["Lima", "Lima", "Cusco"],
-    "Where was Velmora Quistad born?": ["Oslo", "Paris", "Oslo Tarsenby Rome Lima..."],  # cut off: no answer
+    "Where was Velmora Quistad born?": ["Oslo", "Paris", "Oslo Tarsenby Rome Lima..."],  # right, but cut off
 }
 
 
 def test_default_drops_a_question_answered_right_in_any_sample(tokenizer):
+    """DeepResearcher's pass@10: any reply containing a gold answer, cut off or not."""
     engine = ScriptedRepliesEngine(tokenizer, REPLIES)
     verdicts = filter_questions(engine, ITEMS, FilterConfig(samples=3, questions_per_batch=2))
-    assert [(v.id, v.correct, v.dropped) for v in verdicts] == [("a", 1, True), ("b", 2, True), ("c", 0, False)]
+    assert [(v.id, v.correct, v.dropped) for v in verdicts] == [("a", 1, True), ("b", 2, True), ("c", 1, True)]
     assert engine.calls == [6, 3]  # two questions x three samples, then the last one
     assert verdicts[0].replies == REPLIES["Who wrote Hamlet?"]
     assert [v.finished for v in verdicts] == [3, 3, 2]
+    assert FilterConfig().samples == 10 and FilterConfig().min_correct == 1
+
+
+def test_ignore_unfinished_discounts_cut_off_replies(tokenizer):
+    verdicts = filter_questions(ScriptedRepliesEngine(tokenizer, REPLIES), ITEMS, FilterConfig(samples=3, ignore_unfinished=True))
+    assert [(v.id, v.correct, v.dropped) for v in verdicts] == [("a", 1, True), ("b", 2, True), ("c", 0, False)]
+
+
+def test_prompt_is_the_papers(tokenizer):
+    text = tokenizer.decode(closed_book_prompt(tokenizer, " Who wrote Hamlet? "))
+    assert ("Give a short answer to the following question. The answer should be in English.\n\n"
+            "Question: Who wrote Hamlet?\n\nYour answer:") in text
 
 
 def test_min_correct_and_exact_match_are_options(tokenizer):
@@ -77,8 +90,9 @@ def test_bad_settings_are_clear_errors(bad):
 
 
 def test_outputs_round_trip_through_the_qa_loader(tokenizer, tmp_path):
-    verdicts = filter_questions(ScriptedRepliesEngine(tokenizer, REPLIES), ITEMS, FilterConfig(samples=3))
-    summary = write_outputs(tmp_path, ITEMS, verdicts, FilterConfig(samples=3), {"dataset": "inline"})
+    config = FilterConfig(samples=3, ignore_unfinished=True)  # keeps "c"
+    verdicts = filter_questions(ScriptedRepliesEngine(tokenizer, REPLIES), ITEMS, config)
+    summary = write_outputs(tmp_path, ITEMS, verdicts, config, {"dataset": "inline"})
     assert summary == {"questions": 3, "kept": 1, "dropped": 2, "dropped_share": 2 / 3}
     assert (tmp_path / "dropped_ids.txt").read_text() == "a\nb\n"
     kept = load_qa(tmp_path / "kept.jsonl")
