@@ -202,7 +202,12 @@ def config_to_yaml(config: GRPOConfig, recipe: RecipeInfo | None = None) -> str:
 
 
 def to_yaml(document: dict[str, Any]) -> str:
-    """Plain YAML (tuples written as lists), keys in their given order."""
+    """Plain YAML (tuples written as lists), keys in their given order.
+
+    A value YAML cannot hold (an object passed in code, e.g. a protocol instance in
+    ``env_kwargs``) is written as a string naming its class: the record stays readable
+    and the run is not stopped, but that file does not reload into the same run.
+    """
     import yaml
 
     return yaml.safe_dump(_plain(document), sort_keys=False)
@@ -213,4 +218,6 @@ def _plain(value: Any) -> Any:
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
-    return value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return f"<{type(value).__module__}.{type(value).__qualname__} object: not reloadable>"
