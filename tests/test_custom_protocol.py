@@ -94,4 +94,4 @@ def test_one_grpo_step_with_a_protocol_of_our_own(tmp_path):
     assert metrics["grad_norm"] > 0 and metrics["rollout/dropped"] == 0
     assert any(not (a == b).all() for a, b in zip(before, trainer.model.parameters()))
     # The run's config record names the protocol object it could not write as YAML.
-    assert "protocol: <test_custom_protocol.LookupProtocol object: not reloadable>" in (tmp_path / "config.yaml").read_text()
+    assert "protocol: '<test_custom_protocol.LookupProtocol object: not reloadable>'" in (tmp_path / "config.yaml").read_text()
