@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -42,9 +43,20 @@ def wandb_records(run_file: Path) -> Iterator[Any]:
             yield record
 
 
-def wandb_run(output_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(run config, history rows) of the single offline run under ``output_dir/wandb``."""
-    (run_file,) = output_dir.glob("wandb/offline-run-*/run-*.wandb")
+def wandb_run(output_dir: Path, wait_s: float = 60.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(run config, history rows) of the single offline run under ``output_dir/wandb``.
+
+    W&B's service process may still be writing the file after ``finish()`` returns (seen on a
+    loaded machine: no config read back), so this waits, bounded, for its closing ``exit`` record.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        run_files = list(output_dir.glob("wandb/offline-run-*/run-*.wandb"))
+        complete = len(run_files) == 1 and any(r.WhichOneof("record_type") == "exit" for r in wandb_records(run_files[0]))
+        if complete or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    (run_file,) = run_files
     config: dict[str, Any] = {}
     history = []
     for record in wandb_records(run_file):
