@@ -3,8 +3,12 @@
 ~1.5M parameters (head_dim 64 for vLLM's CPU attention): small enough that warm start
 and GRPO fit in minutes on two CPU cores. A vocabulary of up to 8192 (BPE runs out of
 merges at ~5.6k on the demo world) makes most names one or two tokens, which a model
-this small copies far more easily than byte pieces; every protocol's tags are single
-tokens.
+this small copies far more easily than byte pieces.
+
+The protocols' tags stay ordinary BPE text here. Making them single added tokens
+(``protocol_tag_tokens``, an option of ``TinyModelConfig``) was measured to stop the
+demo from learning: ``make train`` went from held-out 0.01 -> 0.02 with them to
+0.02 -> 0.32 without (40 steps each, same seeds; ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ DEMO_MODEL = TinyModelConfig(
     num_attention_heads=2,
     num_key_value_heads=1,
     intermediate_size=384,
-    added_tokens=protocol_tag_tokens(),
 )
 
 
