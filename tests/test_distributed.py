@@ -75,14 +75,18 @@ def initial_weights() -> dict[str, torch.Tensor]:
 
 
 def assert_same_update(ours: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> None:
-    """Equal to float tolerance: the updates differ by < 0.1% (relative norm), no weight by > lr/10."""
+    """Equal to float tolerance: the updates differ by < 0.1% (relative norm), no weight by > lr/2.
+
+    The per-weight bound is loose on purpose: Adam divides by the gradient's own magnitude, so
+    a weight whose gradient is ~0 moves by up to lr in a direction that float summation order
+    decides (seen: 1.06e-4 at lr 1e-3); a missing or doubled step still shows in both checks."""
     start = initial_weights()
     assert sorted(ours) == sorted(reference) == sorted(start)
     difference = sum(float(((ours[k] - reference[k]).double() ** 2).sum()) for k in start) ** 0.5
     update = sum(float(((reference[k] - start[k]).double() ** 2).sum()) for k in start) ** 0.5
     assert update > 0.1, "the reference run did not train"
     assert difference / update < 1e-3
-    assert max(float((ours[k] - reference[k]).abs().max()) for k in start) < LEARNING_RATE / 10
+    assert max(float((ours[k] - reference[k]).abs().max()) for k in start) < LEARNING_RATE / 2
 
 
 def by_step(output_dir: Path) -> dict[int, dict]:
