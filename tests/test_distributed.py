@@ -125,9 +125,10 @@ def _reduce_in_group(rank: int, directory: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{directory}/store", rank=rank, world_size=2)
     parallel = Parallel(rank, 2)
     metrics = {"episodes": [3, 1][rank], "reward/mean": [1.0, 0.0][rank], "time/generate": [2.0, 5.0][rank], "rollout/dropped": 1}
+    metrics.update({"overlong/filtered": [2, 1][rank], "staleness/max": [1, 3][rank]})
     if rank == 0:
         metrics["data/questions"] = [7, 8]
-    update = {"loss": [0.25, 0.5][rank], "grad_norm": 3.0, "entropy": [0.1, 0.2][rank]}
+    update = {"loss": [0.25, 0.5][rank], "grad_norm": 3.0, "entropy": [0.1, 0.2][rank], "importance/min": [0.5, 0.8][rank], "importance/max": [1.5, 2.0][rank]}
     reduced = [reduce_metrics(parallel, metrics), reduce_metrics(parallel, update, rule=update_reduction)]
     Path(directory, f"rank{rank}.json").write_text(json.dumps(reduced))
     dist.destroy_process_group()
@@ -140,9 +141,13 @@ def test_metrics_reduce_by_kind_across_two_real_processes(tmp_path: Path) -> Non
     episodes, update = json.loads((tmp_path / "rank0.json").read_text())
     assert [episodes, update] == json.loads((tmp_path / "rank1.json").read_text())
     # Rewards: mean weighted by episodes; times: the slowest rank; counts: summed; lists: gathered.
-    assert episodes == {"episodes": 4.0, "reward/mean": 0.75, "time/generate": 5.0, "rollout/dropped": 2.0, "data/questions": [7, 8]}
-    # Update metrics are each rank's part of the whole-step value; grad_norm is already global.
-    assert update == {"loss": 0.75, "grad_norm": 3.0, "entropy": pytest.approx(0.3)}
+    assert episodes == {
+        "episodes": 4.0, "reward/mean": 0.75, "time/generate": 5.0, "rollout/dropped": 2.0, "data/questions": [7, 8],
+        "overlong/filtered": 3.0, "staleness/max": 3.0,
+    }  # fmt: skip
+    # Update metrics are each rank's part of the whole-step value; grad_norm is already global;
+    # the importance weights' extremes are the extremes over ranks.
+    assert update == {"loss": 0.75, "grad_norm": 3.0, "entropy": pytest.approx(0.3), "importance/min": 0.5, "importance/max": 2.0}
 
 
 def _check_weights_in_group(rank: int, directory: str) -> None:

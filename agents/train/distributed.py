@@ -150,7 +150,7 @@ class Parallel:
         return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-COUNTS = ("episodes", "dropped", "groups", "zero_variance_groups", "skipped")
+COUNTS = ("episodes", "dropped", "groups", "zero_variance_groups", "skipped", "filtered")
 
 
 def reduction_for(name: str) -> Reduction:
@@ -159,7 +159,7 @@ def reduction_for(name: str) -> Reduction:
     * ``time/*``: the slowest rank (the step waits for it) -> ``max``;
     * names ending in ``/max`` or ``/min`` (e.g. ``staleness/max``) -> ``max`` / ``min``;
     * counts (names ending in ``episodes``, ``dropped``, ``groups``, ``zero_variance_groups``,
-      ``skipped``) -> ``sum``;
+      ``skipped``, ``filtered``) -> ``sum``;
     * ``lr``: the same everywhere -> ``same``;
     * everything else (rewards, lengths, rates) -> a mean weighted by the rank's episodes.
     """
