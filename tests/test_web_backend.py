@@ -28,7 +28,7 @@ from deepresearch.envs.web import (
     WebBackend,
     make_web_backend,
 )
-from deepresearch.envs.web.cache import page_key
+from deepresearch.envs.web.storage.cache import page_key
 
 KEY = "serper-secret-4d9e0b1f"
 SITE_PATHS = ["/wiki/Marie_Curie", "/wiki/Mariana_Trench", "/tides.txt"]

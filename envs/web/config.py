@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from deepresearch.envs.web.budget import BudgetLimits, price_table
-from deepresearch.envs.web.cache import DEFAULT_CACHE_MAX_BYTES
-from deepresearch.envs.web.deadline import DEFAULT_DEADLINE_S
-from deepresearch.envs.web.fetch import FetchConfig
-from deepresearch.envs.web.llm_reader import LLMReaderConfig
-from deepresearch.envs.web.reading import ReadingConfig
-from deepresearch.envs.web.retry import RetryPolicy
-from deepresearch.envs.web.snapshot import DEFAULT_SNAPSHOT_MAX_BYTES, WEB_MODES
+from deepresearch.envs.deadline import DEFAULT_DEADLINE_S
+from deepresearch.envs.web.accounting.budget import BudgetLimits, price_table
+from deepresearch.envs.web.net.retry import RetryPolicy
+from deepresearch.envs.web.pages.fetch import FetchConfig
+from deepresearch.envs.web.pages.llm_reader import LLMReaderConfig
+from deepresearch.envs.web.pages.reading import ReadingConfig
+from deepresearch.envs.web.snapshots.snapshot import DEFAULT_SNAPSHOT_MAX_BYTES, WEB_MODES
+from deepresearch.envs.web.storage.cache import DEFAULT_CACHE_MAX_BYTES
 
 # Nested settings that may arrive as plain dicts (``--env-kwargs`` JSON) and are built here.
 _NESTED = {"retry": RetryPolicy, "fetch": FetchConfig, "reading": ReadingConfig, "reader": LLMReaderConfig}

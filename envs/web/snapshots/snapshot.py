@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deepresearch.envs.web.store import WebStore, open_store
-from deepresearch.envs.web.values import recorded_failure
+from deepresearch.envs.web.storage.store import WebStore, open_store
+from deepresearch.envs.web.storage.values import recorded_failure
 
 WEB_MODES = ("live", "record", "replay")
 DEFAULT_SNAPSHOT_MAX_BYTES = 8 * 1024**3

@@ -12,7 +12,7 @@ import codecs
 import re
 import unicodedata
 
-from deepresearch.envs.web.fetch import FetchedPage
+from deepresearch.envs.web.pages.fetch import FetchedPage
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _BOILERPLATE_TAGS = ("script", "style", "noscript", "nav", "header", "footer", "aside", "form", "svg", "template")

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
-from deepresearch.envs.web.deadline import Deadline, DeadlineExceeded
+from deepresearch.envs.deadline import Deadline, DeadlineExceeded
 
 
 @dataclass

@@ -13,12 +13,12 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from deepresearch.envs.web.deadline import Deadline
-from deepresearch.envs.web.jsonhttp import request_json
-from deepresearch.envs.web.keys import read_api_key
-from deepresearch.envs.web.reading import split_chunks
-from deepresearch.envs.web.retry import RetryPolicy
-from deepresearch.envs.web.safety import redact
+from deepresearch.envs.deadline import Deadline
+from deepresearch.envs.web.net.jsonhttp import request_json
+from deepresearch.envs.web.net.keys import read_api_key
+from deepresearch.envs.web.net.retry import RetryPolicy
+from deepresearch.envs.web.pages.reading import split_chunks
+from deepresearch.envs.web.pages.safety import redact
 
 SYSTEM_PROMPT = (
     "You help a research agent read a web page. You see one part of the page at a time. "

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from deepresearch.envs.web.store import (
+from deepresearch.envs.web.storage.store import (
     ENTRY_OVERHEAD_BYTES,
     FORMAT_NAME,
     FORMAT_VERSION,

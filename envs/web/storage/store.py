@@ -127,10 +127,10 @@ def open_store(location: str, max_bytes: int, kind: str) -> WebStore:
     is ``deepresearch:web:snapshot:eval-june``.
     """
     if is_redis_location(location):
-        from deepresearch.envs.web.redis_store import RedisStore
+        from deepresearch.envs.web.storage.redis_store import RedisStore
 
         url, _, name = location.partition("#")
         return RedisStore(url, max_bytes=max_bytes, namespace=f"deepresearch:web:{kind}" + (f":{name}" if name else ""))
-    from deepresearch.envs.web.sqlite_store import SqliteStore
+    from deepresearch.envs.web.storage.sqlite_store import SqliteStore
 
     return SqliteStore(location, max_bytes=max_bytes)

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from deepresearch.envs.web.store import WebStore, canonical_json, encode_value
+from deepresearch.envs.web.storage.store import WebStore, canonical_json, encode_value
 
 EXPORT_FORMAT = "deepresearch-web-snapshot"
 EXPORT_VERSION = 1

@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable, Generic, TypeVar
 
-from deepresearch.envs.web.deadline import Deadline, DeadlineExceeded
+from deepresearch.envs.deadline import Deadline, DeadlineExceeded
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ import time
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from deepresearch.envs.web.store import (
+from deepresearch.envs.web.storage.store import (
     ENTRY_OVERHEAD_BYTES,
     LOW_WATER,
     TOUCH_RESOLUTION_S,

@@ -14,15 +14,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from deepresearch.envs.deadline import Deadline
 from deepresearch.envs.documents import Document
-from deepresearch.envs.web.deadline import Deadline
-from deepresearch.envs.web.jsonhttp import HttpStatusError, RateLimitedUntilDeadline, request_json
-from deepresearch.envs.web.keys import clean_api_key, read_api_key
-from deepresearch.envs.web.logs import RateLimitedLog
-from deepresearch.envs.web.ratelimit import TokenBucket, shared_bucket
-from deepresearch.envs.web.results import InvalidResponse, check_hits, query_problem
-from deepresearch.envs.web.retry import RetriesExhausted, RetryPolicy
-from deepresearch.envs.web.safety import redact
+from deepresearch.envs.web.net.jsonhttp import HttpStatusError, RateLimitedUntilDeadline, request_json
+from deepresearch.envs.web.net.keys import clean_api_key, read_api_key
+from deepresearch.envs.web.net.logs import RateLimitedLog
+from deepresearch.envs.web.net.ratelimit import TokenBucket, shared_bucket
+from deepresearch.envs.web.net.retry import RetriesExhausted, RetryPolicy
+from deepresearch.envs.web.pages.safety import redact
+from deepresearch.envs.web.providers.results import InvalidResponse, check_hits, query_problem
 
 logger = logging.getLogger(__name__)
 

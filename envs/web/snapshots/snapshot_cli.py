@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from deepresearch.envs.web.snapshot import DEFAULT_SNAPSHOT_MAX_BYTES, Snapshot
-from deepresearch.envs.web.snapshot_io import export_snapshot, import_snapshot, snapshot_stats
-from deepresearch.envs.web.store import is_redis_location
+from deepresearch.envs.web.snapshots.snapshot import DEFAULT_SNAPSHOT_MAX_BYTES, Snapshot
+from deepresearch.envs.web.snapshots.snapshot_io import export_snapshot, import_snapshot, snapshot_stats
+from deepresearch.envs.web.storage.store import is_redis_location
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 

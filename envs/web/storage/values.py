@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from deepresearch.envs.documents import Document
-from deepresearch.envs.web.results import check_hits
+from deepresearch.envs.web.providers.results import check_hits
 
 
 class BadStoredValue(ValueError):

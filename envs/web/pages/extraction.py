@@ -16,9 +16,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
-from deepresearch.envs.web.deadline import Deadline
-from deepresearch.envs.web.extract import ExtractionError, extract_text
-from deepresearch.envs.web.fetch import FetchedPage
+from deepresearch.envs.deadline import Deadline
+from deepresearch.envs.web.pages.extract import ExtractionError, extract_text
+from deepresearch.envs.web.pages.fetch import FetchedPage
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepresearch.envs.web.deadline import Deadline
-from deepresearch.envs.web.ratelimit import TokenBucket
-from deepresearch.envs.web.retry import RETRYABLE_STATUS, RetryPolicy, call_with_retries, parse_retry_after
-from deepresearch.envs.web.sessions import Watchdog, watched_session
+from deepresearch.envs.deadline import Deadline
+from deepresearch.envs.web.net.ratelimit import TokenBucket
+from deepresearch.envs.web.net.retry import RETRYABLE_STATUS, RetryPolicy, call_with_retries, parse_retry_after
+from deepresearch.envs.web.net.sessions import Watchdog, watched_session
 
 
 class HttpStatusError(Exception):

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from urllib.parse import urljoin
 
-from deepresearch.envs.web.deadline import Deadline
-from deepresearch.envs.web.safety import UnsafeUrlError, UrlPolicy, redact, shown_url
-from deepresearch.envs.web.sessions import Watchdog, watched_session
+from deepresearch.envs.deadline import Deadline
+from deepresearch.envs.web.net.sessions import Watchdog, watched_session
+from deepresearch.envs.web.pages.safety import UnsafeUrlError, UrlPolicy, redact, shown_url
 
 TEXT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})

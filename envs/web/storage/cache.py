@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deepresearch.envs.web.store import WebStore, open_store
+from deepresearch.envs.web.storage.store import WebStore, open_store
 
 DEFAULT_CACHE_MAX_BYTES = 2 * 1024**3
 

@@ -23,26 +23,26 @@ import threading
 from concurrent.futures import Future, wait
 from typing import Any
 
+from deepresearch.envs.deadline import Deadline, DeadlineExceeded
 from deepresearch.envs.documents import Document
 from deepresearch.envs.tools import PageResult, ToolBackend
-from deepresearch.envs.web.budget import Ledger, reserve_all
-from deepresearch.envs.web.cache import WebCache, page_key, search_key
+from deepresearch.envs.web.accounting.budget import Ledger, reserve_all
+from deepresearch.envs.web.accounting.metrics import WebStats, add_to_all
+from deepresearch.envs.web.backend.flights import SingleFlight
+from deepresearch.envs.web.backend.scheduler import FairScheduler
 from deepresearch.envs.web.config import WebConfig
-from deepresearch.envs.web.deadline import Deadline, DeadlineExceeded
-from deepresearch.envs.web.extract import ExtractionError
-from deepresearch.envs.web.extraction import Extractor
-from deepresearch.envs.web.fetch import FetchError, PageFetcher
-from deepresearch.envs.web.flights import SingleFlight
-from deepresearch.envs.web.llm_reader import LLMReader, LLMReaderError
-from deepresearch.envs.web.logs import RateLimitedLog
-from deepresearch.envs.web.metrics import WebStats, add_to_all
-from deepresearch.envs.web.providers import ProviderError, SearchProvider
-from deepresearch.envs.web.reading import select_passages
-from deepresearch.envs.web.results import MAX_URL_CHARS, query_problem
-from deepresearch.envs.web.safety import redact, shown_url
-from deepresearch.envs.web.scheduler import FairScheduler
-from deepresearch.envs.web.snapshot import Snapshot
-from deepresearch.envs.web.values import (
+from deepresearch.envs.web.net.logs import RateLimitedLog
+from deepresearch.envs.web.pages.extract import ExtractionError
+from deepresearch.envs.web.pages.extraction import Extractor
+from deepresearch.envs.web.pages.fetch import FetchError, PageFetcher
+from deepresearch.envs.web.pages.llm_reader import LLMReader, LLMReaderError
+from deepresearch.envs.web.pages.reading import select_passages
+from deepresearch.envs.web.pages.safety import redact, shown_url
+from deepresearch.envs.web.providers.results import MAX_URL_CHARS, query_problem
+from deepresearch.envs.web.providers.search_apis import ProviderError, SearchProvider
+from deepresearch.envs.web.snapshots.snapshot import Snapshot
+from deepresearch.envs.web.storage.cache import WebCache, page_key, search_key
+from deepresearch.envs.web.storage.values import (
     BadStoredValue,
     failure_value,
     notes_text,
