@@ -8,7 +8,8 @@ is parsed or a Redis store is opened.
 from deepresearch.envs.deadline import Deadline, DeadlineExceeded
 from deepresearch.envs.web.accounting.budget import DEFAULT_PRICES_USD, BudgetLimits, Ledger
 from deepresearch.envs.web.accounting.metrics import WebStats
-from deepresearch.envs.web.backend.web_backend import WebBackend, WebClient, WebEpisode
+from deepresearch.envs.web.backend.clients import WebClient, WebEpisode
+from deepresearch.envs.web.backend.web_backend import WebBackend
 from deepresearch.envs.web.build import make_web_backend
 from deepresearch.envs.web.config import WebConfig
 from deepresearch.envs.web.net.ratelimit import TokenBucket
