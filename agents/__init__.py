@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from deepresearch.agents.eval.judge import LLMJudge
     from deepresearch.agents.eval.text_policies import ChatPolicy, ReplayPolicy
     from deepresearch.agents.grpo.advantages import AdvantageStats, group_advantages
+    from deepresearch.agents.grpo.aggregation import register_loss_aggregation
     from deepresearch.agents.grpo.logprobs import entropy_from_logits, selective_log_softmax
     from deepresearch.agents.grpo.loss import PolicyLossConfig, policy_loss
+    from deepresearch.agents.grpo.policy_losses import register_policy_loss
     from deepresearch.agents.grpo.update import UpdateConfig, grpo_update
     from deepresearch.agents.models.demo_model import default_tiny_model
     from deepresearch.agents.models.loading import load_policy
@@ -62,6 +64,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rollout.batch": ("RolloutBatch", "collate_episodes"),
     "grpo.advantages": ("AdvantageStats", "group_advantages"),
     "grpo.logprobs": ("entropy_from_logits", "selective_log_softmax"),
+    "grpo.aggregation": ("register_loss_aggregation",),
+    "grpo.policy_losses": ("register_policy_loss",),
     "grpo.loss": ("PolicyLossConfig", "policy_loss"),
     "grpo.update": ("UpdateConfig", "grpo_update"),
     "models.loading": ("load_policy",),
