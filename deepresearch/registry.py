@@ -11,7 +11,7 @@ either kind alike. Pure Python: ``deepresearch.rewards`` uses it too.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -19,22 +19,31 @@ T = TypeVar("T")
 class Registry(Mapping[str, T], Generic[T]):
     """A read-only mapping ``name -> object`` that grows only through ``register``.
 
-    ``kind`` names what it holds in error messages ("tool", "reward"...); ``check``
-    validates an object before it is registered (a wrong type fails at registration,
-    not when a training run first uses it).
+    ``kind`` names what it holds in error messages ("tool", "reward"...). Objects are
+    checked when registered, so a wrong one fails there and not when a training run first
+    uses it: ``signature`` (e.g. ``"(token_loss, mask, normalizers) -> scalar"``) requires a
+    callable and names the call it must take; ``check`` runs any other test.
     """
 
-    def __init__(self, kind: str, check: Callable[[str, T], None] | None = None) -> None:
+    def __init__(self, kind: str, *, signature: str | None = None, check: Callable[[str, T], None] | None = None) -> None:
         self.kind = kind
+        self._signature = signature
         self._check = check
         self._entries: dict[str, T] = {}
 
-    def register(self, name: str, value: T, *, replace: bool = False) -> T:
-        """Add ``value`` under ``name``; an existing name is an error unless ``replace``. Returns ``value``."""
+    def register(self, name: str, value: Any = None, *, replace: bool = False) -> Any:
+        """Add ``value`` under ``name`` and return it; an existing name is an error unless ``replace``.
+
+        Without ``value``, a decorator that registers what it decorates (``@LOSSES.register("mine")``).
+        """
+        if value is None:
+            return lambda decorated: self.register(name, decorated, replace=replace)
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"a {self.kind} needs a non-empty name, got {name!r}")
         if name in self._entries and not replace:
             raise ValueError(f"a {self.kind} named {name!r} is already registered (pass replace=True to override it)")
+        if self._signature is not None and not callable(value):
+            raise TypeError(f"{self.kind} {name!r} must be callable as {self._signature}, not {type(value).__name__}")
         if self._check is not None:
             self._check(name, value)
         self._entries[name] = value

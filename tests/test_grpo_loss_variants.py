@@ -124,7 +124,7 @@ def test_unknown_and_duplicate_names_are_clear_errors() -> None:
         PolicyLossConfig(policy_loss="gspo2")
     with pytest.raises(ValueError, match="already registered"):
         register_policy_loss("ppo", halved_ppo)
-    with pytest.raises(TypeError, match="must be a function"):
+    with pytest.raises(TypeError, match="must be callable as fn"):
         register_loss_aggregation("not-a-function", 3)
 
 

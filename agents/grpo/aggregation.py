@@ -34,18 +34,11 @@ class Normalizers:
 Aggregation = Callable[[Tensor, Tensor, Normalizers], Tensor]
 
 
-def _check_callable(name: str, fn: object) -> None:
-    if not callable(fn):
-        raise TypeError(f"loss aggregation {name!r} must be a function (token_loss, mask, normalizers) -> scalar")
-
-
-LOSS_AGGREGATIONS: Registry[Aggregation] = Registry("loss aggregation", _check_callable)
+LOSS_AGGREGATIONS: Registry[Aggregation] = Registry("loss aggregation", signature="fn(token_loss, mask, normalizers) -> scalar")
 
 
 def register_loss_aggregation(name: str, fn: Aggregation | None = None, *, replace: bool = False):
     """Register ``fn`` as the aggregation ``name``; without ``fn``, a decorator that does."""
-    if fn is None:
-        return lambda decorated: LOSS_AGGREGATIONS.register(name, decorated, replace=replace)
     return LOSS_AGGREGATIONS.register(name, fn, replace=replace)
 
 

@@ -41,18 +41,11 @@ class PolicyTerms:
 PolicyLossFn = Callable[[Tensor, Tensor, Tensor, Tensor, "PolicyLossConfig"], PolicyTerms]
 
 
-def _check_callable(name: str, fn: object) -> None:
-    if not callable(fn):
-        raise TypeError(f"policy loss {name!r} must be a function (logprobs, old_logprobs, advantages, mask, config) -> PolicyTerms")
-
-
-POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss", _check_callable)
+POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss", signature="fn(logprobs, old_logprobs, advantages, mask, config) -> PolicyTerms")
 
 
 def register_policy_loss(name: str, fn: PolicyLossFn | None = None, *, replace: bool = False):
     """Register ``fn`` as the policy loss ``name``; without ``fn``, a decorator that does."""
-    if fn is None:
-        return lambda decorated: POLICY_LOSSES.register(name, decorated, replace=replace)
     return POLICY_LOSSES.register(name, fn, replace=replace)
 
 

@@ -204,9 +204,10 @@ def config_to_yaml(config: GRPOConfig, recipe: RecipeInfo | None = None) -> str:
 def to_yaml(document: dict[str, Any]) -> str:
     """Plain YAML (tuples written as lists), keys in their given order.
 
-    A value YAML cannot hold (an object passed in code, e.g. a protocol instance in
-    ``env_kwargs``) is written as a string naming its class: the record stays readable
-    and the run is not stopped, but that file does not reload into the same run.
+    A value YAML cannot hold (an object passed in code, e.g. a protocol instance or a reward
+    function in ``env_kwargs``) is written as a string naming its class or function: the
+    record stays readable and the run is not stopped, but that file does not reload into the
+    same run (register the object and pass its name to make it reloadable).
     """
     import yaml
 
@@ -220,4 +221,6 @@ def _plain(value: Any) -> Any:
         return [_plain(item) for item in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return f"<{value.__module__}.{value.__qualname__}: not reloadable>"
     return f"<{type(value).__module__}.{type(value).__qualname__} object: not reloadable>"
