@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from deepresearch.agents.rollout.async_runner import run_rollouts_async
     from deepresearch.agents.rollout.batch import RolloutBatch, collate_episodes
     from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids
-    from deepresearch.agents.rollout.engines import Generation, RolloutEngine, SamplingConfig, make_engine
+    from deepresearch.agents.rollout.engines import Generation, RolloutEngine, SamplingConfig, TrainingEngine, make_engine, register_engine
     from deepresearch.agents.rollout.episode import Episode
+    from deepresearch.agents.rollout.request import RolloutRequest
     from deepresearch.agents.rollout.runner import RolloutConfig, run_rollouts
     from deepresearch.agents.rollout.turns import TurnEncoder
     from deepresearch.agents.train.config import GRPOConfig
@@ -55,10 +56,11 @@ if TYPE_CHECKING:
 
 # Module (relative to this package) -> the public names it defines, in layer order.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "rollout.engines": ("Generation", "RolloutEngine", "SamplingConfig", "make_engine"),
+    "rollout.engines": ("Generation", "RolloutEngine", "SamplingConfig", "TrainingEngine", "make_engine", "register_engine"),
     "rollout.end_of_turn": ("end_of_turn_ids",),
     "rollout.turns": ("TurnEncoder",),
     "rollout.episode": ("Episode",),
+    "rollout.request": ("RolloutRequest",),
     "rollout.runner": ("RolloutConfig", "run_rollouts"),
     "rollout.async_runner": ("run_rollouts_async",),
     "rollout.batch": ("RolloutBatch", "collate_episodes"),

@@ -16,6 +16,7 @@ from agents_helpers import FixedOutputEngine
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.agents import GRPOConfig, GRPOTrainer, RolloutConfig, TurnEncoder, run_rollouts
 from deepresearch.agents.rollout.engines.base import Generation
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.train.config import OptimizerConfig
 from deepresearch.envs import TOOLS, Tool, register_tool
 from deepresearch.rewards import check_format
@@ -153,7 +154,7 @@ def test_one_grpo_step_with_the_calculator(tmp_path):
 
     # The calculator's output reaches the token stream as env text: loss mask 0 on every one of its tokens.
     encoder = TurnEncoder.for_tokenizer(trainer.tokenizer, "text")
-    episodes, _ = run_rollouts(trainer.engine, trainer.envs[:2], [{"options": {"index": 0}}] * 2, [0, 0], config.rollout, encoder)
+    episodes, _ = run_rollouts(RolloutRequest(trainer.engine, trainer.envs[:2], [{"options": {"index": 0}}] * 2, [0, 0], config.rollout, encoder))
     for episode in episodes:
         masked = trainer.tokenizer.decode([t for t, m in zip(episode.response_ids, episode.loss_mask) if m == 0])
         trained = trainer.tokenizer.decode([t for t, m in zip(episode.response_ids, episode.loss_mask) if m == 1])
