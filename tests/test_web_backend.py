@@ -229,8 +229,8 @@ def test_llm_reader_is_used_and_falls_back_to_bm25(provider, site, tmp_path) -> 
 
 
 def test_bad_configuration_raises_at_construction(provider, tmp_path) -> None:
-    with pytest.raises(ValueError, match="top_k"):
-        backend_for(provider, tmp_path, top_k=0)
+    with pytest.raises(ValueError, match="max_results"):
+        backend_for(provider, tmp_path, max_results=0)
     with pytest.raises(ValueError, match="no search provider chosen"):
         backend_for(provider, tmp_path, provider=None)
     with pytest.raises(ValueError, match="allowlist"):

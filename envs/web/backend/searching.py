@@ -40,7 +40,7 @@ class WebSearch:
         config = self.run.config
         deadline = Deadline(config.search_deadline_s)
         stats = self.run.counters(client)
-        k = max(1, min(int(k), config.top_k))
+        k = max(1, int(k) if config.max_results is None else min(int(k), config.max_results))
         # One lookup per distinct cache key: "Marie Curie" and "marie  curie" in one batch cost one call.
         keys = [search_key(self.provider_name, q, k) if isinstance(q, str) and q.strip() else None for q in queries]
         first_query: dict[str, str] = {}
