@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from deepresearch.agents import GRPOTrainer, PolicyLossConfig, UpdateConfig, default_tiny_model, plot_run, read_metrics
 from deepresearch.agents.grpo.aggregation import LOSS_AGGREGATIONS
 from deepresearch.agents.grpo.policy_losses import POLICY_LOSSES
+from deepresearch.agents.rollout.engines import ENGINES
 from deepresearch.agents.train.demo import (
     DEMO_ENV_KWARGS,
     DEMO_OPTIMIZER,
@@ -50,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS))
     parser.add_argument("--dataset", default=None, help="QA file for the env (default: the demo world)")
     parser.add_argument("--env-kwargs", default="{}", help="extra env kwargs as JSON")
-    parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "hf"])
+    parser.add_argument("--engine", default="auto", choices=sorted({"auto", *ENGINES}), help="auto: vllm when it imports, else hf")
     parser.add_argument("--group-size", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None, help="questions per step")
     parser.add_argument("--lr", type=float, default=None)
