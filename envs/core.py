@@ -12,6 +12,7 @@ and, at the end, the reward components.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import FunctionType
 from typing import Any, Literal, Sequence
 
 import gymnasium as gym
@@ -68,13 +69,20 @@ class EnvConfig:
         return protocol if self.tools is None else protocol.with_tools(self.tools)
 
 
+def _reward_label(reward: str | RewardFn) -> str:
+    """How an error names a reward: a registered name, a function's name, or a reward object's class."""
+    if isinstance(reward, str):
+        return repr(reward)
+    return reward.__qualname__ if isinstance(reward, FunctionType) else type(reward).__qualname__
+
+
 def checked_reward_fn(reward: str | RewardFn | None, protocol: Protocol) -> RewardFn:
     """The reward fn, tried once on an empty response so that one that refuses the protocol
     (``search_r1_format`` with tool calls) or breaks the contract fails at ``gym.make``, not when
     the first episode of a training run ends."""
     reward = reward or protocol.default_reward
     reward_fn = get_reward_fn(reward)
-    label = repr(reward) if isinstance(reward, str) else getattr(reward, "__qualname__", type(reward).__qualname__)
+    label = _reward_label(reward)
     try:
         result = reward_fn("", [""], protocol.tags, episode=EpisodeContext(prompt="", env_spans=(), finished=True))
     except ValueError as error:

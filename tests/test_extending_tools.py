@@ -102,6 +102,19 @@ def test_unknown_tools_and_tag_protocols_fail_at_make():
         gym.make("DeepResearch-Wiki-v0", protocol="research", tools=["search", "calculator"])
 
 
+def test_only_named_tool_objects_register():
+    class Nameless(Tool):
+        def execute(self, inputs, context):
+            return ""
+
+    with pytest.raises(ValueError, match="a tool needs a non-empty name"):
+        register_tool(Nameless())
+    with pytest.raises(TypeError, match="register a Tool instance .* not function"):
+        register_tool(lambda inputs, context: "")
+    with pytest.raises(ValueError, match="registered under another name"):
+        TOOLS.register("abacus", Calculator())
+
+
 QUESTIONS = [("What is 17 * 23?", "17 * 23", "391"), ("What is 120 / 8?", "120 / 8", "15"), ("What is 9 - 14?", "9 - 14", "-5")]
 
 

@@ -62,7 +62,7 @@ class Tool(ABC):
       last input is the ``last_query`` later calls see.
     """
 
-    name: ClassVar[str]
+    name: ClassVar[str] = ""  # set it: registering a tool without a name is an error
     description: ClassVar[str] = ""
     argument: ClassVar[str] = "input"
     argument_description: ClassVar[str] = ""
