@@ -97,8 +97,8 @@ def make_web_env(
         backend = backend.episode()
     config = EnvConfig(**{"protocol": "tool_call", **env_kwargs})
     if isinstance(backend, WebEpisode):
-        cap = backend.backend.config.max_results
-        if cap is not None and config.top_k > cap:
-            raise ValueError(f"top_k={config.top_k} asks for more results per query than this web backend returns (max_results={cap})")
+        cap = backend.backend.results_cap()
+        if cap is not None and config.top_k > cap[0]:
+            raise ValueError(f"top_k={config.top_k} asks for more results per query than this web backend returns ({cap[1]})")
     stats = backend.stats if isinstance(backend, WebEpisode) else None
     return WebSearchEnv(backend, resolve_questions(dataset, split, limit), config, render_mode=render_mode, web_stats=stats)

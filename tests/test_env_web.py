@@ -193,6 +193,8 @@ def test_top_k_is_the_envs_and_is_never_cut_short_silently(many_results, tmp_pat
     assert result_count(make_env(many_results, tmp_path, top_k=4, max_results=8)) == 4
     with pytest.raises(ValueError, match=r"top_k=20 asks for more results per query than this web backend returns \(max_results=10\)"):
         make_env(many_results, tmp_path, top_k=20, max_results=10)
+    with pytest.raises(ValueError, match=r"top_k=21 asks for more results .* \(the serper provider returns at most 20\)"):
+        make_env(many_results, tmp_path, top_k=21)
 
 
 def test_the_old_web_top_k_is_max_results_and_warns_once(many_results, tmp_path, monkeypatch):

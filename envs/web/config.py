@@ -6,7 +6,6 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any, Mapping
 
 from deepresearch.deprecations import warn_once
-
 from deepresearch.envs.deadline import DEFAULT_DEADLINE_S
 from deepresearch.envs.web.accounting.budget import BudgetLimits, price_table
 from deepresearch.envs.web.net.retry import RetryPolicy
@@ -24,8 +23,8 @@ _NESTED = {"retry": RetryPolicy, "fetch": FetchConfig, "reading": ReadingConfig,
 class WebConfig:
     provider: str | None = None  # serper | searxng | brave | tavily; default $DEEPRESEARCH_SEARCH_PROVIDER
     provider_base_url: str | None = None  # override, e.g. a local test server or a proxy
-    # A cap on results per query for every env of this backend; None: as many as the env's top_k asks (a
-    # provider returns at most 20). An env whose top_k is above the cap is an error at gym.make.
+    # A cap on results per query for every env of this backend; None: as many as the env's top_k asks (up to
+    # the provider's own ``max_k``, 20). An env whose top_k is above either cap is an error at gym.make.
     max_results: int | None = None
     search_timeout_s: tuple[float, float] = (5.0, 15.0)  # one attempt's (connect, read) timeouts
     # One total deadline per search / browse call, counted from the env step's start: queueing, rate

@@ -88,6 +88,15 @@ class WebBackend:
         """The run's counters: every env of this backend."""
         return self._run.stats
 
+    def results_cap(self) -> tuple[int, str] | None:
+        """The most results a query gets here and what sets it (``max_results``, the provider's ``max_k``); None: no cap."""
+        caps = []
+        if self.config.max_results is not None:
+            caps.append((self.config.max_results, f"max_results={self.config.max_results}"))
+        if self.provider is not None:
+            caps.append((self.provider.max_k, f"the {self.provider_name} provider returns at most {self.provider.max_k}"))
+        return min(caps, default=None)
+
     def episode(self, owns_backend: bool = False) -> WebEpisode:
         """A view for one env: its own seen URLs, budget and counters over this backend's workers and cache."""
         return WebEpisode(self, owns_backend)

@@ -64,7 +64,10 @@ def failure_reason(error: Exception) -> tuple[str, str]:
 
 @runtime_checkable
 class SearchProvider(Protocol):
+    """``name`` prices and keys the provider's results; ``max_k``: the most results one query can get."""
+
     name: str
+    max_k: int
 
     def search_one(self, query: str, k: int, deadline: Deadline | None = None) -> list[Document]:
         """Top-``k`` results for one query within ``deadline``; raises ``ProviderError`` on failure."""
