@@ -301,7 +301,8 @@ def test_the_old_action_fields_still_work_and_warn_once(monkeypatch):
         warnings.simplefilter("always")
         old = [Action(kind="search", queries=("q",)) for _ in range(2)]
         assert [action.queries for action in old] == [("q",), ("q",)] and old[0].inputs == ("q",)
-        assert Action(kind="browse", urls=("https://a.example",)).urls == ("https://a.example",)
+        browse = Action(kind="browse", urls=("https://a.example",))
+        assert (browse.urls, browse.queries, old[0].urls) == (("https://a.example",), (), ())
     messages = sorted(str(w.message) for w in caught if issubclass(w.category, DeprecationWarning))
     assert messages == [
         "Action(queries=..., urls=...) is deprecated; use Action(inputs=...)",

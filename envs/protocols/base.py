@@ -64,13 +64,15 @@ class Action:
 
     @property
     def queries(self) -> tuple[str, ...]:
+        """Deprecated: what it always was, a search's inputs (empty for any other action)."""
         warn_once("Action.queries", "Action.inputs")
-        return self.inputs
+        return self.inputs if self.kind == "search" else ()
 
     @property
     def urls(self) -> tuple[str, ...]:
+        """Deprecated: what it always was, a browse's inputs (empty for any other action)."""
         warn_once("Action.urls", "Action.inputs")
-        return self.inputs
+        return self.inputs if self.kind == "browse" else ()
 
     def to_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"kind": self.kind}
