@@ -87,3 +87,15 @@ def test_our_modules_import_each_other_without_cycles() -> None:
 
 def test_the_cycle_finder_finds_a_lazy_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+
+
+def test_the_dependency_direction_holds() -> None:
+    """``rewards`` imports only itself and the pure-Python ``deepresearch.registry`` (never ``envs``: tools
+    describe themselves to it with ``ToolSpec``); ``envs`` never imports ``agents``."""
+    known = modules()
+    for name, path in known.items():
+        ours = {target for target in runtime_imports(path) if target in known}
+        if name.startswith("deepresearch.rewards"):
+            assert {t for t in ours if not t.startswith("deepresearch.rewards")} <= {"deepresearch.registry"}, name
+        if name.startswith("deepresearch.envs"):
+            assert not {t for t in ours if t.startswith("deepresearch.agents")}, name
