@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from deepresearch.agents.eval.judge import LLMJudge
     from deepresearch.agents.eval.text_policies import ChatPolicy, ReplayPolicy
     from deepresearch.agents.grpo.advantages import AdvantageStats, group_advantages
+    from deepresearch.agents.grpo.aggregation import register_loss_aggregation
     from deepresearch.agents.grpo.logprobs import entropy_from_logits, selective_log_softmax
     from deepresearch.agents.grpo.loss import PolicyLossConfig, policy_loss
+    from deepresearch.agents.grpo.policy_losses import register_policy_loss
     from deepresearch.agents.grpo.update import UpdateConfig, grpo_update
     from deepresearch.agents.models.demo_model import default_tiny_model
     from deepresearch.agents.models.loading import load_policy
@@ -38,8 +40,9 @@ if TYPE_CHECKING:
     from deepresearch.agents.rollout.async_runner import run_rollouts_async
     from deepresearch.agents.rollout.batch import RolloutBatch, collate_episodes
     from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids
-    from deepresearch.agents.rollout.engines import Generation, RolloutEngine, SamplingConfig, make_engine
+    from deepresearch.agents.rollout.engines import Generation, RolloutEngine, SamplingConfig, TrainingEngine, make_engine, register_engine
     from deepresearch.agents.rollout.episode import Episode
+    from deepresearch.agents.rollout.request import RolloutRequest
     from deepresearch.agents.rollout.runner import RolloutConfig, run_rollouts
     from deepresearch.agents.rollout.turns import TurnEncoder
     from deepresearch.agents.train.config import GRPOConfig
@@ -53,15 +56,18 @@ if TYPE_CHECKING:
 
 # Module (relative to this package) -> the public names it defines, in layer order.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "rollout.engines": ("Generation", "RolloutEngine", "SamplingConfig", "make_engine"),
+    "rollout.engines": ("Generation", "RolloutEngine", "SamplingConfig", "TrainingEngine", "make_engine", "register_engine"),
     "rollout.end_of_turn": ("end_of_turn_ids",),
     "rollout.turns": ("TurnEncoder",),
     "rollout.episode": ("Episode",),
+    "rollout.request": ("RolloutRequest",),
     "rollout.runner": ("RolloutConfig", "run_rollouts"),
     "rollout.async_runner": ("run_rollouts_async",),
     "rollout.batch": ("RolloutBatch", "collate_episodes"),
     "grpo.advantages": ("AdvantageStats", "group_advantages"),
     "grpo.logprobs": ("entropy_from_logits", "selective_log_softmax"),
+    "grpo.aggregation": ("register_loss_aggregation",),
+    "grpo.policy_losses": ("register_policy_loss",),
     "grpo.loss": ("PolicyLossConfig", "policy_loss"),
     "grpo.update": ("UpdateConfig", "grpo_update"),
     "models.loading": ("load_policy",),

@@ -53,6 +53,8 @@ class FilterConfig:
     # Discount replies cut off at ``max_new_tokens`` (DeepResearcher counts every reply).
     ignore_unfinished: bool = False
     temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
     max_new_tokens: int = 32
     # Questions per engine call (each asked ``samples`` times in that call).
     questions_per_batch: int = 16
@@ -65,6 +67,8 @@ class FilterConfig:
             raise ValueError(f"metric must be one of {sorted(METRICS)}, not {self.metric!r}")
         if self.temperature <= 0:
             raise ValueError("the filter samples: temperature must be > 0")
+        if not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ValueError(f"need 0 < top_p <= 1 and top_k >= 0, got {self.top_p}, {self.top_k}")
         if self.max_new_tokens < 1 or self.questions_per_batch < 1:
             raise ValueError("max_new_tokens and questions_per_batch must be >= 1")
 
@@ -94,7 +98,7 @@ def closed_book_prompt(tokenizer: Any, question: str) -> list[int]:
 
 def filter_questions(engine: Any, items: Sequence[QAItem], config: FilterConfig, on_batch: Callable[[int], None] | None = None) -> list[Verdict]:
     """Ask every question ``config.samples`` times and judge each reply; one verdict per item, in order."""
-    from deepresearch.agents.rollout.engines import SamplingConfig
+    from deepresearch.agents.rollout.engines.base import sampling_request
 
     score = METRICS[config.metric]
     # Plain-text prompts end a reply at the line break; chat replies end at the turn's end.
@@ -103,9 +107,7 @@ def filter_questions(engine: Any, items: Sequence[QAItem], config: FilterConfig,
     for start in range(0, len(items), config.questions_per_batch):
         chunk = items[start : start + config.questions_per_batch]
         prompts = [closed_book_prompt(engine.tokenizer, item.question) for item in chunk for _ in range(config.samples)]
-        sampling = SamplingConfig(
-            max_new_tokens=config.max_new_tokens, temperature=config.temperature, stop=stop, seed=config.seed + start
-        )
+        sampling = sampling_request(config, config.max_new_tokens, stop, config.seed + start)
         generations = engine.generate(prompts, sampling)
         for index, item in enumerate(chunk):
             own = generations[index * config.samples : (index + 1) * config.samples]

@@ -135,6 +135,7 @@ def episode_signature(episodes: list[Any]) -> list[tuple[Any, ...]]:
 def compare(engine: Any, make_envs: Any, episodes: int, rounds: int, max_turns: int) -> dict[str, Any]:
     """Alternate the two schedules ``rounds`` times each; medians of episodes/s and engine-busy."""
     from deepresearch.agents import RolloutConfig, TurnEncoder
+    from deepresearch.agents.rollout.request import RolloutRequest
     from deepresearch.agents.rollout.schedules import collect_rollouts
 
     encoder = TurnEncoder(engine.tokenizer, "text")
@@ -142,13 +143,13 @@ def compare(engine: Any, make_envs: Any, episodes: int, rounds: int, max_turns: 
     resets = [{"options": {"index": i}, "seed": i} for i in range(episodes)]
     base = RolloutConfig(max_new_tokens_per_turn=48, max_response_tokens=1024, temperature=0.0, env_threads=episodes)
     for schedule in ("async", "sync"):  # warm-up: first-call costs, the shapes vLLM meets
-        collect_rollouts(engine, envs, resets, list(range(episodes)), replace(base, schedule=schedule), encoder)
+        collect_rollouts(RolloutRequest(engine, envs, resets, list(range(episodes)), replace(base, schedule=schedule), encoder))
     runs: dict[str, list[dict[str, float]]] = {"async": [], "sync": []}
     signatures: dict[str, Any] = {}
     order = [("async", "sync") if r % 2 == 0 else ("sync", "async") for r in range(rounds)]
     for schedule in [s for pair in order for s in pair]:
         config = replace(base, schedule=schedule)
-        done, stats = collect_rollouts(engine, envs, resets, list(range(episodes)), config, encoder)
+        done, stats = collect_rollouts(RolloutRequest(engine, envs, resets, list(range(episodes)), config, encoder))
         signatures[schedule] = episode_signature(done)
         runs[schedule].append(
             {

@@ -92,6 +92,7 @@ from deepresearch.agents import (
 )
 from deepresearch.agents.adapters.trl import env_reward
 from deepresearch.agents.grpo.update import UpdateConfig, grpo_update, micro_batches
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.train.demo import DEMO_ENV_KWARGS, demo_grpo_config
 from deepresearch.agents.train.sft import collect_oracle_trajectories, encode_trajectory
 from deepresearch.envs.oracle import OraclePolicy
@@ -110,7 +111,7 @@ def sampled_episodes(model_path: str, questions: int, per_group: int, seed: int)
     envs = [gym.make(ENV_ID, **DEMO_ENV_KWARGS) for _ in slots]
     resets = [{"seed": seed + slot, "options": {"index": question}} for slot, question in enumerate(slots)]
     config = replace(DEMO.rollout, seed=seed)
-    episodes, stats = run_rollouts(engine, envs, resets, slots, config, TurnEncoder(tokenizer, "text"))
+    episodes, stats = run_rollouts(RolloutRequest(engine, envs, resets, slots, config, TurnEncoder(tokenizer, "text")))
     if stats.dropped:
         raise RuntimeError(f"{stats.dropped} sampled episodes failed the token check ({stats.drop_reasons[:2]}); try another --seed")
     return episodes

@@ -25,6 +25,7 @@ import torch
 import deepresearch  # noqa: F401
 from deepresearch.agents import RolloutConfig, SamplingConfig, TurnEncoder, default_tiny_model, load_policy, make_engine, run_rollouts
 from deepresearch.agents.models.gguf import resolve_model_source
+from deepresearch.agents.rollout.request import RolloutRequest
 
 
 def measure(engine, encoder: TurnEncoder, episodes: int, rounds: int, env_kwargs: dict) -> dict[str, float]:
@@ -36,7 +37,7 @@ def measure(engine, encoder: TurnEncoder, episodes: int, rounds: int, env_kwargs
     for _ in range(rounds):
         resets = [{"seed": i, "options": {"index": i}} for i in range(episodes)]
         start = time.perf_counter()
-        _, stats = run_rollouts(engine, envs, resets, list(range(episodes)), config, encoder)
+        _, stats = run_rollouts(RolloutRequest(engine, envs, resets, list(range(episodes)), config, encoder))
         elapsed = time.perf_counter() - start
         rates.append(stats.generated_tokens / elapsed)
         env_shares.append(stats.env_seconds / elapsed)

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from web_servers import LoopbackServer, ProviderBehaviour, RedisServer, RedisUnavailable, provider_routes, site_routes  # noqa: E402
 
 from deepresearch.envs.web import PageFetcher, UrlPolicy, WebBackend, WebCache, make_web_backend  # noqa: E402
-from deepresearch.envs.web.extract import extract_text  # noqa: E402
-from deepresearch.envs.web.extraction import Extractor  # noqa: E402
+from deepresearch.envs.web.pages.extract import extract_text  # noqa: E402
+from deepresearch.envs.web.pages.extraction import Extractor  # noqa: E402
 
 QUESTION = "Which prize did Marie Curie win in 1911?"
 SITE_PATHS = ["/wiki/Marie_Curie", "/wiki/Mariana_Trench", "/tides.txt", "/cafe"]

@@ -14,7 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("GRPO from a YAML config / recipe with key=value overrides (torchrun: data-parallel)", "deepresearch.agents.train.cli:configure"),
     "index": ("build a local retrieval index (flat/hnsw/ivfpq/bm25)", "deepresearch.envs.retrieval.cli:configure_index"),
     "serve-retriever": ("serve an index over HTTP (Search-R1 /retrieve)", "deepresearch.envs.retrieval.cli:configure_serve"),
-    "web": ("live-web tools: record/replay snapshots (export, import, stats, prune)", "deepresearch.envs.web.snapshot_cli:configure"),
+    "web": ("live-web tools: record/replay snapshots (export, import, stats, prune)", "deepresearch.envs.web.snapshots.snapshot_cli:configure"),
 }
 
 

@@ -28,7 +28,17 @@ from deepresearch.envs.retrieval import (
     load_retriever,
 )
 from deepresearch.envs.threaded_stepper import ThreadedEnvStepper
-from deepresearch.envs.tools import PageResult, RetrieverBackend, ToolBackend
+from deepresearch.envs.tools import (
+    TOOLS,
+    PageResult,
+    RetrieverBackend,
+    Tool,
+    ToolBackend,
+    ToolContext,
+    ToolUnavailable,
+    get_tool,
+    register_tool,
+)
 from deepresearch.envs.wiki import make_wiki_env
 
 __all__ = [
@@ -52,15 +62,21 @@ __all__ = [
     "Retriever",
     "RetrieverBackend",
     "SearchEnv",
+    "TOOLS",
     "ThreadedEnvStepper",
+    "Tool",
     "ToolBackend",
+    "ToolContext",
+    "ToolUnavailable",
     "as_question_env",
     "end_episode_early",
     "get_protocol",
+    "get_tool",
     "load_qa",
     "load_retriever",
     "make_wiki_env",
     "question_count",
     "question_reset",
     "read_corpus",
+    "register_tool",
 ]

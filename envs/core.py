@@ -12,15 +12,17 @@ and, at the end, the reward components.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import FunctionType
 from typing import Any, Literal, Sequence
 
 import gymnasium as gym
 
 from deepresearch.envs.datasets import QAItem
+from deepresearch.envs.deadline import DEFAULT_DEADLINE_S, Deadline, DeadlineExceeded
 from deepresearch.envs.protocols import Action, Protocol, get_protocol
-from deepresearch.envs.protocols.base import invalid, truncate
+from deepresearch.envs.protocols.base import ANSWER, INVALID, invalid, truncate
 from deepresearch.envs.spaces import UnicodeText
-from deepresearch.envs.tools import ToolBackend
+from deepresearch.envs.tools import TOOLS, ToolBackend, ToolContext, ToolUnavailable
 from deepresearch.envs.transcript import Transcript
 from deepresearch.rewards import EpisodeContext, RewardFn, RewardResult, get_reward_fn
 
@@ -33,14 +35,19 @@ class EnvConfig:
 
     # A protocol name (``research``, ``search_r1``, ``deepresearcher``, ``tool_call``) or a ``Protocol`` instance of your own.
     protocol: str | Protocol = "research"
-    # Reward preset name (see ``deepresearch.rewards.REWARD_PRESETS``); None = the protocol's default.
-    reward: str | None = None
+    # Registered tool names a tool-calling protocol offers (``register_tool``); None: the protocol's own.
+    tools: tuple[str, ...] | None = None
+    # A registered reward name (``deepresearch.rewards.REWARD_PRESETS``, ``register_reward``), a reward
+    # callable ``fn(response, golden_answers, tags, *, episode=None) -> RewardResult``; None = the protocol's default.
+    reward: str | RewardFn | None = None
     top_k: int = 3
     # Policy turns per episode; the episode is truncated after this many without an answer.
     max_turns: int = 4
     max_observation_chars: int = 6_000
     max_action_chars: int = 16_000
     max_queries_per_call: int = 4
+    # Each step's tool call is handed a deadline this many seconds after the step began.
+    tool_deadline_s: float = DEFAULT_DEADLINE_S
     # "feedback": tell the model what was wrong and continue; "terminate": end the episode.
     on_format_error: Literal["feedback", "terminate"] = "feedback"
 
@@ -49,22 +56,41 @@ class EnvConfig:
             raise ValueError("top_k, max_turns and max_queries_per_call must be >= 1")
         if self.on_format_error not in ("feedback", "terminate"):
             raise ValueError(f"on_format_error must be 'feedback' or 'terminate', not {self.on_format_error!r}")
-        get_protocol(self.protocol)  # an unknown name fails here, before any index is loaded
+        if not self.tool_deadline_s > 0:
+            raise ValueError(f"tool_deadline_s must be > 0, got {self.tool_deadline_s}")
+        if isinstance(self.tools, str):
+            raise ValueError(f"tools must be a list of registered tool names, not the string {self.tools!r}")
+        if self.tools is not None:
+            self.tools = tuple(self.tools)
+        self.make_protocol()  # an unknown protocol or tool fails here, before any index is loaded
 
     def make_protocol(self) -> Protocol:
-        return get_protocol(self.protocol)
+        protocol = get_protocol(self.protocol)
+        return protocol if self.tools is None else protocol.with_tools(self.tools)
 
 
-def checked_reward_fn(preset: str | None, protocol: Protocol) -> RewardFn:
-    """The preset's reward fn, tried once on an empty response so that a preset that
-    refuses the protocol (``search_r1_format`` with tool calls) fails at ``gym.make``,
-    not when the first episode of a training run ends."""
-    name = preset or protocol.default_reward
-    reward_fn = get_reward_fn(name)
+def _reward_label(reward: str | RewardFn) -> str:
+    """How an error names a reward: a registered name, a function's name, or a reward object's class."""
+    if isinstance(reward, str):
+        return repr(reward)
+    return reward.__qualname__ if isinstance(reward, FunctionType) else type(reward).__qualname__
+
+
+def checked_reward_fn(reward: str | RewardFn | None, protocol: Protocol) -> RewardFn:
+    """The reward fn, tried once on an empty response so that one that refuses the protocol
+    (``search_r1_format`` with tool calls) or breaks the contract fails at ``gym.make``, not when
+    the first episode of a training run ends."""
+    reward = reward or protocol.default_reward
+    reward_fn = get_reward_fn(reward)
+    label = _reward_label(reward)
     try:
-        reward_fn("", [""], protocol.tags)
+        result = reward_fn("", [""], protocol.tags, episode=EpisodeContext(prompt="", env_spans=(), finished=True))
     except ValueError as error:
-        raise ValueError(f"reward preset {name!r} does not fit protocol {protocol.name!r}: {error}") from None
+        raise ValueError(f"reward preset {label} does not fit protocol {protocol.name!r}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - a user's function: say which one broke, and how
+        raise ValueError(f"reward {label} failed on an empty response: {type(error).__name__}: {error}") from error
+    if not isinstance(result, RewardResult):
+        raise TypeError(f"reward {label} must return a RewardResult, not {type(result).__name__}")
     return reward_fn
 
 
@@ -138,9 +164,9 @@ class SearchEnv(gym.Env[str, str]):
         parsed = self._parse(action)
 
         observation, messages, terminated = "", [], False
-        if parsed.kind == "answer":
+        if parsed.kind == ANSWER:
             terminated = True
-        elif parsed.kind == "invalid":
+        elif parsed.kind == INVALID:
             self._format_errors += 1
             if self.config.on_format_error == "terminate":
                 terminated = True
@@ -173,27 +199,37 @@ class SearchEnv(gym.Env[str, str]):
         if not action.strip():
             return invalid("the turn is empty")
         try:
-            return self.protocol.parse(action)
+            parsed = self.protocol.parse(action)
         except Exception as error:  # a custom protocol's bug must not kill a training run
             return invalid(f"could not parse the turn ({type(error).__name__})")
+        if parsed.is_tool_call and (parsed.kind not in TOOLS or not parsed.inputs):
+            return invalid(f"there is no tool {parsed.kind!r}" if parsed.kind not in TOOLS else f"the {parsed.kind} call has no inputs")
+        return parsed
 
     def _run_tool(self, action: Action) -> str:
-        """Run search/browse; any backend failure becomes text the model reads."""
-        question = self._item.question if self._item else ""
+        """Run the registered tool the action names; any failure becomes text the model reads."""
+        tool = TOOLS[action.kind]
+        inputs = action.inputs[: self.config.max_queries_per_call]
+        if tool.counts_as_search:
+            self._searches += len(inputs)
+        context = ToolContext(
+            backend=self.backend,
+            protocol=self.protocol,
+            question=self._item.question if self._item else "",
+            top_k=self.config.top_k,
+            last_query=self._last_query,
+            deadline=Deadline(self.config.tool_deadline_s),
+        )
+        if tool.counts_as_search:
+            self._last_query = inputs[-1]
         try:
-            if action.kind == "search":
-                queries = list(action.queries[: self.config.max_queries_per_call])
-                self._searches += len(queries)
-                self._last_query = queries[-1]
-                results = self.backend.search(queries, self.config.top_k)
-                body = self.protocol.format_results(queries, results)
-            elif not self.backend.supports_browse:
-                body = "Browsing is not available in this environment; use search."
-            else:
-                urls = list(action.urls[: self.config.max_queries_per_call])
-                body = self.protocol.format_pages(self.backend.browse(urls, question, self._last_query))
-        except Exception as error:
-            body = f"The {action.kind} failed: {type(error).__name__}: {error}"
+            body = tool.render(tool.execute(inputs, context), inputs, context)
+        except ToolUnavailable as error:
+            body = str(error)
+        except DeadlineExceeded:
+            body = f"The {action.called or tool.name} call timed out ({context.deadline.describe()})."
+        except Exception as error:  # noqa: BLE001 - a tool's failure is an observation, not the end of a training run
+            body = f"The {action.called or tool.name} failed: {type(error).__name__}: {error}"
         return truncate(body, self.config.max_observation_chars)
 
     # --------------------------------------------------------------- scoring

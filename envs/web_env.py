@@ -57,6 +57,15 @@ class WebSearchEnv(SearchEnv):
         return components
 
 
+def split_kwargs(kwargs: dict[str, Any], env_fields: set[str], web_fields: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``kwargs`` as (EnvConfig's, WebConfig's); a name both configs have would be split silently, so it is an error."""
+    shared = sorted(env_fields & web_fields & set(kwargs))
+    if shared:
+        raise TypeError(f"{shared}: a setting of both EnvConfig and WebConfig, so it cannot be told apart (the two must not share names)")
+    env_kwargs = {key: value for key, value in kwargs.items() if key in env_fields}
+    return env_kwargs, {key: value for key, value in kwargs.items() if key not in env_fields}
+
+
 def make_web_env(
     dataset: DatasetSpec = None,
     split: str | None = None,
@@ -75,12 +84,11 @@ def make_web_env(
             leaves the shared backend open). Default: one built, and owned, from the ``WebConfig``
             fields among ``kwargs`` (provider, cache_path, web_mode, snapshot_path, max_cost_usd, ...).
         **kwargs: ``EnvConfig`` fields (protocol — default ``tool_call`` —, reward, top_k,
-            max_turns, ...) and ``WebConfig`` fields, told apart by name.
+            max_turns, ...) and ``WebConfig`` fields, told apart by name (no name is both).
     """
-    env_kwargs = {key: value for key, value in kwargs.items() if key in ENV_FIELDS}
-    web_kwargs = {key: value for key, value in kwargs.items() if key not in ENV_FIELDS}
-    from deepresearch.envs.web import WebBackend, WebEpisode, make_web_backend
+    from deepresearch.envs.web import WebBackend, WebConfig, WebEpisode, make_web_backend
 
+    env_kwargs, web_kwargs = split_kwargs(kwargs, ENV_FIELDS, {f.name for f in fields(WebConfig)})
     if backend is None:
         backend = make_web_backend(**web_kwargs).episode(owns_backend=True)
     elif web_kwargs:
@@ -88,5 +96,9 @@ def make_web_env(
     elif isinstance(backend, WebBackend):
         backend = backend.episode()
     config = EnvConfig(**{"protocol": "tool_call", **env_kwargs})
+    if isinstance(backend, WebEpisode):
+        cap = backend.backend.results_cap()
+        if cap is not None and config.top_k > cap[0]:
+            raise ValueError(f"top_k={config.top_k} asks for more results per query than this web backend returns ({cap[1]})")
     stats = backend.stats if isinstance(backend, WebEpisode) else None
     return WebSearchEnv(backend, resolve_questions(dataset, split, limit), config, render_mode=render_mode, web_stats=stats)

@@ -29,6 +29,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from deepresearch.agents import GRPOTrainer, PolicyLossConfig, UpdateConfig, default_tiny_model, plot_run, read_metrics
+from deepresearch.agents.grpo.aggregation import LOSS_AGGREGATIONS
+from deepresearch.agents.grpo.policy_losses import POLICY_LOSSES
+from deepresearch.agents.rollout.engines import ENGINES
 from deepresearch.agents.train.demo import (
     DEMO_ENV_KWARGS,
     DEMO_OPTIMIZER,
@@ -48,12 +51,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS))
     parser.add_argument("--dataset", default=None, help="QA file for the env (default: the demo world)")
     parser.add_argument("--env-kwargs", default="{}", help="extra env kwargs as JSON")
-    parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "hf"])
+    parser.add_argument("--engine", default="auto", choices=sorted({"auto", *ENGINES}), help="auto: vllm when it imports, else hf")
     parser.add_argument("--group-size", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None, help="questions per step")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--kl", type=float, default=0.0, help="KL coefficient to the initial policy")
+    loss = PolicyLossConfig()
+    parser.add_argument("--policy-loss", default=loss.policy_loss, choices=sorted(POLICY_LOSSES),
+                        help="ppo (per-token clip), gspo (sequence ratio), cispo (clipped IS weights), or a registered one")
+    parser.add_argument("--loss-agg", default=loss.loss_agg, choices=sorted(LOSS_AGGREGATIONS), help="how token losses are averaged")
+    parser.add_argument("--clip-low", type=float, default=loss.clip_eps_low, help="ratio clip: 1 - LOW (GSPO's paper: 3e-4)")
+    parser.add_argument("--clip-high", type=float, default=loss.clip_eps_high, help="ratio clip: 1 + HIGH (GSPO's paper: 4e-4)")
     parser.add_argument("--max-staleness", type=int, default=0, help="generate rollouts up to this many updates ahead, overlapping training (0: on-policy)")
     parser.add_argument("--ppo-epochs", type=int, default=1, help="passes over each rollout batch")
     parser.add_argument("--mini-batch-size", type=int, default=None, help="episodes per optimizer step (default: the whole batch)")
@@ -108,6 +117,9 @@ def main() -> None:
         raise SystemExit("the warm start runs in one process: run it first without torchrun (--steps 0), "
                          f"then torchrun ... --model {output_dir / 'warm_start'}")
     model = args.model or warm_started_tiny_model(args, env_kwargs, output_dir)
+    loss = PolicyLossConfig(
+        policy_loss=args.policy_loss, loss_agg=args.loss_agg, clip_eps_low=args.clip_low, clip_eps_high=args.clip_high, kl_coef=args.kl
+    )
     flags = {
         "group_size": args.group_size,
         "questions_per_step": args.batch_size,
@@ -121,7 +133,7 @@ def main() -> None:
         env_kwargs=env_kwargs,
         engine=args.engine,
         optimizer=replace(DEMO_OPTIMIZER, learning_rate=args.lr or DEMO_OPTIMIZER.learning_rate),
-        update=UpdateConfig(loss=PolicyLossConfig(kl_coef=args.kl), ppo_epochs=args.ppo_epochs, mini_batch_size=args.mini_batch_size),
+        update=UpdateConfig(loss=loss, ppo_epochs=args.ppo_epochs, mini_batch_size=args.mini_batch_size),
         rollout=replace(DEMO_ROLLOUT, schedule=args.schedule),
         max_staleness=args.max_staleness,
         lora_rank=args.lora_rank,

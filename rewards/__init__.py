@@ -14,7 +14,7 @@ observation blocks), never the prompt itself; what else is known (the prompt, th
 spans the env wrote, whether the policy finished) comes as ``episode=EpisodeContext(...)``.
 Presets named after a paper (``research``, ``search_r1``, ``search_r1_format``,
 ``deepresearcher``) give that paper's reward on every input (``rewards.replicas``);
-``*_strict`` are our own rules. Every rule reads the tag names from the
+``*_strict`` are our own rules; ``register_reward(name, fn)`` adds yours. Every rule reads the tag names from the
 ``ProtocolTags`` it is given, so a protocol of your own is scored like ours.
 This package imports nothing heavy and nothing else of ours.
 """
@@ -22,7 +22,7 @@ This package imports nothing heavy and nothing else of ours.
 from deepresearch.rewards.extraction import count_searches, extract_answer, extract_boxed
 from deepresearch.rewards.format_checks import FormatCheck, check_format, check_search_r1_structure
 from deepresearch.rewards.metrics import exact_match, f1_score, normalize_answer, substring_match
-from deepresearch.rewards.presets import REWARD_PRESETS, StrictSearchR1FormatReward, compute_reward, get_reward_fn
+from deepresearch.rewards.presets import REWARD_PRESETS, StrictSearchR1FormatReward, compute_reward, get_reward_fn, register_reward
 from deepresearch.rewards.replicas import DeepResearcherReward, ResearchReward, SearchR1FormatReward, SearchR1Reward
 from deepresearch.rewards.scoring import EpisodeContext, RewardFn, RewardResult, ScoringContext
 from deepresearch.rewards.tags import ProtocolTags, ToolSpec, parse_tool_call
@@ -54,5 +54,6 @@ __all__ = [
     "get_reward_fn",
     "normalize_answer",
     "parse_tool_call",
+    "register_reward",
     "substring_match",
 ]

@@ -1,10 +1,16 @@
-"""Reward presets by name: the papers' rules (ReSearch, Search-R1, DeepResearcher) and our own."""
+"""Reward functions by name: the papers' rules (ReSearch, Search-R1, DeepResearcher), our own, and yours.
+
+``register_reward("mine", fn)`` adds ``fn`` beside the presets; envs take ``reward="mine"``
+(reloadable from a run's ``config.yaml``) or the callable itself. A reward fn is
+``fn(response, golden_answers, tags, *, episode=None) -> RewardResult`` (``scoring.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from deepresearch.registry import Registry
 from deepresearch.rewards.extraction import observation_texts
 from deepresearch.rewards.format_checks import check_search_r1_structure
 from deepresearch.rewards.metrics import GoldenAnswers, substring_match
@@ -83,9 +89,17 @@ class StrictSearchR1FormatReward:
         )
 
 
+REWARD_PRESETS: Registry[RewardFn] = Registry("reward", signature="fn(response, golden_answers, tags, *, episode=None) -> RewardResult")
+
+
+def register_reward(name: str, fn: RewardFn | None = None, *, replace: bool = False):
+    """Register ``fn`` as the reward ``name``; without ``fn``, a decorator that does."""
+    return REWARD_PRESETS.register(name, fn, replace=replace)
+
+
 # Paper names reproduce the paper's code on every input (``replicas``); ``*_strict`` are our
 # own rules for the same protocol (env text hidden, one answer, a stricter format).
-REWARD_PRESETS: dict[str, RewardFn] = {
+_BUILT_IN: dict[str, RewardFn] = {
     "research": ResearchReward(),
     "research_strict": RuleReward(_research_strict),
     "search_r1": SearchR1Reward(),
@@ -97,18 +111,22 @@ REWARD_PRESETS: dict[str, RewardFn] = {
     "f1": RuleReward(f1),
     "em": RuleReward(em),
 }
+for _name, _fn in _BUILT_IN.items():
+    register_reward(_name, _fn)
 
-def get_reward_fn(preset: str) -> RewardFn:
-    """The reward fn named ``preset``; a ValueError lists the known presets."""
-    try:
-        return REWARD_PRESETS[preset]
-    except KeyError:
-        known = ", ".join(REWARD_PRESETS)
-        raise ValueError(f"unknown reward preset {preset!r}; known presets: {known}") from None
+
+def get_reward_fn(reward: str | RewardFn) -> RewardFn:
+    """The reward fn registered as ``reward``, or ``reward`` itself when it is callable; a ValueError lists the names."""
+    if callable(reward):
+        return reward
+    if isinstance(reward, str) and reward in REWARD_PRESETS:
+        return REWARD_PRESETS[reward]
+    known = ", ".join(REWARD_PRESETS)
+    raise ValueError(f"unknown reward preset {reward!r}; known presets: {known} (or register_reward one, or pass a callable)")
 
 
 def compute_reward(
-    preset: str, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags, *, episode: EpisodeContext | None = None
+    preset: str | RewardFn, response: str, golden_answers: GoldenAnswers, tags: ProtocolTags, *, episode: EpisodeContext | None = None
 ) -> RewardResult:
-    """Score ``response`` (text after the prompt) with the named preset and the protocol's tags."""
+    """Score ``response`` (text after the prompt) with the named (or given) reward fn and the protocol's tags."""
     return get_reward_fn(preset)(response, golden_answers, tags, episode=episode)

@@ -13,13 +13,14 @@ from agents_helpers import ReplayEngine, oracle_script, tiny_policy
 import deepresearch  # noqa: F401
 from deepresearch.agents import RolloutConfig, TurnEncoder, collate_episodes, make_engine
 from deepresearch.agents.grpo.update import token_logprobs
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.rollout.schedules import collect_rollouts
 
 SCHEDULES = pytest.mark.parametrize("schedule", ["async", "sync"])
 
 
 def run_rollouts(engine, envs, resets, group_ids, config, encoder, schedule):
-    return collect_rollouts(engine, envs, resets, group_ids, replace(config, schedule=schedule), encoder)
+    return collect_rollouts(RolloutRequest(engine, envs, resets, group_ids, replace(config, schedule=schedule), encoder))
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +143,53 @@ def test_an_engine_context_limit_ends_episodes_as_length_instead_of_raising(poli
     episodes, stats = run_rollouts(engine, [env], [{"options": {"index": 0}}], [0], RolloutConfig(), encoder, schedule)
     assert stats.dropped == 0 and episodes[0].finish_reason == "length"
     assert episodes[0].reward == 0.0 and not episodes[0].reward_components["format_ok"]
+
+
+def test_top_k_reaches_the_engine(policy):
+    """``RolloutConfig.top_k`` (missing once, though both engines implement it): top-1 sampling at
+    temperature 1 is greedy decoding, and every sampled token has probability 1 under it."""
+    model, tokenizer, _ = policy
+    engine = make_engine("hf", model, tokenizer=tokenizer)
+    encoder = TurnEncoder.for_tokenizer(tokenizer, "text")
+    envs = [gym.make("DeepResearch-Wiki-v0", max_turns=2) for _ in range(2)]
+    budget = {"max_new_tokens_per_turn": 8, "max_response_tokens": 64, "schedule": "sync"}
+    top1, _ = collect_rollouts(RolloutRequest(engine, envs, [{"options": {"index": 0}}] * 2, [0, 0], RolloutConfig(top_k=1, seed=3, **budget), encoder))
+    greedy, _ = collect_rollouts(RolloutRequest(engine, envs, [{"options": {"index": 0}}] * 2, [0, 0], RolloutConfig(temperature=0.0, **budget), encoder))
+    assert [e.response_ids for e in top1] == [e.response_ids for e in greedy]
+    assert all(lp == 0.0 for e in top1 for lp, m in zip(e.rollout_logprobs, e.loss_mask) if m)
+    with pytest.raises(ValueError, match="top_k >= 0"):
+        RolloutConfig(top_k=-1)
+
+
+def test_one_place_turns_sampling_knobs_into_an_engine_call():
+    from deepresearch.agents.contamination_filter import FilterConfig
+    from deepresearch.agents.rollout.engines.base import SamplingConfig, sampling_request
+
+    rollout = RolloutConfig(temperature=0.7, top_p=0.9, top_k=20)
+    assert sampling_request(rollout, 16, ("</s>",), 5) == SamplingConfig(16, 0.7, 0.9, 20, ("</s>",), 5)
+    assert sampling_request(FilterConfig(temperature=0.5, top_k=3), 8).top_k == 3
+
+
+def test_the_positional_form_still_runs_and_warns_once(policy, monkeypatch):
+    import warnings
+
+    import deepresearch.deprecations as deprecations
+    from deepresearch.agents import run_rollouts as run_sync
+
+    model, tokenizer, _ = policy
+    engine = make_engine("hf", model, tokenizer=tokenizer)
+    env = gym.make("DeepResearch-Wiki-v0", max_turns=1)
+    config = RolloutConfig(max_new_tokens_per_turn=4, max_response_tokens=16, temperature=0.0)
+    encoder = TurnEncoder.for_tokenizer(tokenizer, "text")
+    monkeypatch.setattr(deprecations, "_warned", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = [run_sync(engine, [env], [{"options": {"index": 0}}], [0], config, encoder)[0] for _ in range(2)]
+    new = run_sync(RolloutRequest(engine, [env], [{"options": {"index": 0}}], [0], config, encoder))[0]
+    assert old[0][0].response_ids == old[1][0].response_ids == new[0].response_ids
+    assert [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)] == [
+        "run_rollouts(engine, envs, resets, group_ids, config, encoder) is deprecated; use run_rollouts(RolloutRequest(...))"
+    ]
+    assert caught[0].filename == __file__
+    with pytest.raises(ValueError, match="same length"):
+        RolloutRequest(engine, [env], [], [0], config, encoder)

@@ -21,6 +21,7 @@ from deepresearch.agents import RolloutConfig, TurnEncoder, make_engine
 from deepresearch.agents.rollout.async_runner import request_seed
 from deepresearch.agents.rollout.engines.base import Generation, SamplingConfig
 from deepresearch.agents.rollout.engines.continuous import CallBatcher
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.rollout.schedules import collect_rollouts
 
 SCHEDULES = pytest.mark.parametrize("schedule", ["async", "sync"])
@@ -33,7 +34,7 @@ def policy():
 
 def rollouts(engine, envs, resets, config, encoder, schedule, group_ids=None):
     group_ids = list(range(len(envs))) if group_ids is None else group_ids
-    return collect_rollouts(engine, envs, resets, group_ids, replace(config, schedule=schedule), encoder)
+    return collect_rollouts(RolloutRequest(engine, envs, resets, group_ids, replace(config, schedule=schedule), encoder))
 
 
 def token_streams(episodes):

@@ -22,6 +22,7 @@ from deepresearch.agents import RolloutConfig, TurnEncoder, collate_episodes, de
 from deepresearch.agents.grpo.update import token_logprobs
 from deepresearch.agents.rollout.engines import SamplingConfig
 from deepresearch.agents.rollout.engines.hf import HFEngine
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.rollout.schedules import collect_rollouts
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
@@ -40,7 +41,7 @@ def engine(model_path: str):
 def run(engine, protocol: str, config: RolloutConfig, count: int = 8):
     envs = [gym.make("DeepResearch-Wiki-v0", protocol=protocol, max_turns=3) for _ in range(count)]
     encoder = TurnEncoder(engine.tokenizer, "text")
-    return collect_rollouts(engine, envs, [{"options": {"index": i}, "seed": i} for i in range(count)], list(range(count)), config, encoder)
+    return collect_rollouts(RolloutRequest(engine, envs, [{"options": {"index": i}, "seed": i} for i in range(count)], list(range(count)), config, encoder))
 
 
 @pytest.mark.parametrize("protocol", ["research", "search_r1"])

@@ -41,7 +41,7 @@ def test_nested_sections_overrides_and_yaml_numbers(tmp_path: Path) -> None:
         (["stepz=3"], "unknown config key 'stepz' (did you mean 'steps'?)"),
         (["steps=many"], "steps: expected int, got 'many'"),
         (["rollout.top_p=true"], "rollout.top_p: expected float, got True"),
-        (["engine=tpu"], "engine: must be one of ['auto', 'vllm', 'hf'], got 'tpu'"),
+        (["engine=tpu"], "unknown engine 'tpu'; registered: hf, vllm"),
         (["update.micro_batch_size=0"], "invalid update: need micro_batch_size >= 1"),
         (["report_to=[jsonl, mlflow]"], "report_to: unknown tracker(s) ['mlflow']"),
         (["distributed.param_dtype=fp8"], "distributed.param_dtype: must be one of"),

@@ -174,3 +174,57 @@ def test_a_corrupt_cache_file_does_not_stop_gym_make(provider, tmp_path, caplog)
     observation, *_ = env.step(search_call("Marie Curie"))
     assert "Marie Curie - result 0" in observation
     assert f"web store {cache} could not be read" in caplog.text and "moved it aside to" in caplog.text
+
+
+@pytest.fixture
+def many_results():
+    """A Serper server answering as many hits as asked for (``num``)."""
+    yield from serve_provider("serper", ProviderBehaviour(KEY))
+
+
+def result_count(env) -> int:
+    env.reset(options=QUESTION)
+    return env.step(search_call("marie curie"))[0].count("Snippet ")
+
+
+def test_top_k_is_the_envs_and_is_never_cut_short_silently(many_results, tmp_path):
+    """``top_k=20`` used to reach EnvConfig while WebConfig.top_k (default 10) capped it: 10 results, silently."""
+    assert result_count(make_env(many_results, tmp_path, top_k=20, max_observation_chars=50_000)) == 20
+    assert result_count(make_env(many_results, tmp_path, top_k=4, max_results=8)) == 4
+    with pytest.raises(ValueError, match=r"top_k=20 asks for more results per query than this web backend returns \(max_results=10\)"):
+        make_env(many_results, tmp_path, top_k=20, max_results=10)
+    with pytest.raises(ValueError, match=r"top_k=21 asks for more results .* \(the serper provider returns at most 20\)"):
+        make_env(many_results, tmp_path, top_k=21)
+
+
+def test_the_old_web_top_k_is_max_results_and_warns_once(many_results, tmp_path, monkeypatch):
+    import warnings
+
+    import deepresearch.deprecations as deprecations
+    from deepresearch.envs.web import WebConfig
+
+    monkeypatch.setattr(deprecations, "_warned", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configs = [WebConfig(provider="serper", top_k=5) for _ in range(2)]
+    assert [c.max_results for c in configs] == [5, 5]
+    assert [str(w.message) for w in caught] == [
+        "WebConfig(top_k=...) is deprecated; use WebConfig(max_results=...) (the env's own top_k sets how many results it shows)"
+    ]
+    assert caught[0].filename == __file__
+    backend = make_web_backend(**web_settings(many_results, tmp_path), top_k=3)
+    assert len(backend.search(["marie curie"], 10)[0]) == 3  # a backend used directly still caps at its max_results
+    backend.close()
+
+
+def test_no_setting_name_belongs_to_both_configs():
+    from dataclasses import fields
+
+    from deepresearch.envs.core import EnvConfig
+    from deepresearch.envs.web import WebConfig
+    from deepresearch.envs.web_env import split_kwargs
+
+    assert {f.name for f in fields(EnvConfig)} & {f.name for f in fields(WebConfig)} == set()
+    with pytest.raises(TypeError, match=r"\['top_k'\]: a setting of both EnvConfig and WebConfig"):
+        split_kwargs({"top_k": 20, "provider": "serper"}, {"top_k", "max_turns"}, {"top_k", "provider"})
+    assert split_kwargs({"top_k": 2, "provider": "serper"}, {"top_k"}, {"provider"}) == ({"top_k": 2}, {"provider": "serper"})

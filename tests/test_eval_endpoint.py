@@ -25,7 +25,7 @@ from deepresearch.agents.eval.judge import JudgeConfig, LLMJudge, parse_verdict
 from deepresearch.agents.eval.text_policies import ChatPolicy, ChatPolicyConfig, restore_stop_string
 from deepresearch.agents.jsonl import read_jsonl
 from deepresearch.envs import load_qa, make_wiki_env
-from deepresearch.envs.web.retry import RetryPolicy
+from deepresearch.envs.web.net.retry import RetryPolicy
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 

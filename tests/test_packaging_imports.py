@@ -135,3 +135,17 @@ def test_the_library_pins_no_exact_torch_or_transformers() -> None:
     pinned = [r for r in requirements if r.split("==")[0].strip() in ("torch", "transformers") and "==" in r]
     assert pinned == [], pinned
     assert "torch==2.13.0" in (REPO_ROOT / "Makefile").read_text()
+
+
+def test_every_package_folder_is_in_the_wheel() -> None:
+    """``packages`` is an explicit list (package-dir maps three folders into one namespace): a
+    folder left out of it works in an editable install and is missing from the wheel."""
+    import tomllib
+
+    setuptools = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set()
+    for name, folder in setuptools["package-dir"].items():
+        for init in (REPO_ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(REPO_ROOT / folder)
+            found.add(".".join((name, *relative.parts)))
+    assert sorted(found - set(setuptools["packages"])) == []

@@ -21,7 +21,7 @@ DOCS = [
 def test_search_and_answer_actions_round_trip_through_parse(name):
     protocol = get_protocol(name)
     search = protocol.parse("<think> hmm </think>\n" + protocol.search_action("Velmora Quistad"))
-    assert (search.kind, search.queries) == ("search", ("Velmora Quistad",))
+    assert (search.kind, search.inputs) == ("search", ("Velmora Quistad",))
     answer = protocol.parse(protocol.answer_action("Tarsenby"))
     assert (answer.kind, answer.answer) == ("answer", "Tarsenby")
     assert any(protocol.search_action("q").endswith(stop) for stop in protocol.stop)
@@ -59,15 +59,15 @@ def test_research_answer_without_boxed_is_an_answer_with_no_extracted_value():
 
 def test_first_complete_action_in_a_turn_wins():
     action = get_protocol("search_r1").parse("<search> a </search> then <answer> b </answer>")
-    assert action.queries == ("a",)
+    assert action.inputs == ("a",)
 
 
 def test_tool_call_accepts_a_bare_string_and_browse_urls():
     protocol = get_protocol("tool_call")
     search = protocol.parse('<tool_call>{"name": "web_search", "arguments": {"query": "one"}}</tool_call>')
-    assert search.queries == ("one",)
+    assert search.inputs == ("one",)
     browse = protocol.parse('<tool_call>{"name": "web_browse", "arguments": {"url": ["https://a.example/x"]}}</tool_call>')
-    assert (browse.kind, browse.urls) == ("browse", ("https://a.example/x",))
+    assert (browse.kind, browse.inputs) == ("browse", ("https://a.example/x",))
 
 
 def test_renderings():
@@ -149,7 +149,7 @@ def test_search_r1_parser_splits_every_recorded_transcript(trajectories):
             action = protocol.parse(turn)
             assert action.kind == "search", (item["id"], turn)
             expected_query = re.findall(r"<search>(.*?)</search>", turn, re.DOTALL)[0].strip()
-            assert action.queries == (expected_query,)
+            assert action.inputs == (expected_query,)
             # Re-rendering the recorded passages reproduces the recorded block byte for byte.
             documents = documents_from_information(block)
             if documents is None:
@@ -158,7 +158,7 @@ def test_search_r1_parser_splits_every_recorded_transcript(trajectories):
             # Search-R1's rollout strips the passages; the pipeline that recorded these did not.
             inner = INFORMATION.search(block).group(1)
             expected = block.replace(inner, inner.strip())
-            assert protocol.wrap_observation(protocol.format_results(action.queries, [documents])) == expected
+            assert protocol.wrap_observation(protocol.format_results(action.inputs, [documents])) == expected
             checked_searches += 1
         final = protocol.parse(policy_turns[-1])
         if output["pred"]:
@@ -172,7 +172,7 @@ def test_search_r1_parser_splits_every_recorded_transcript(trajectories):
 def test_tag_protocols_browse_urls_and_offer_it_only_when_asked(name):
     protocol = get_protocol(name)
     action = protocol.parse("<browse> https://a.example/x http://b.example </browse>")
-    assert (action.kind, action.urls) == ("browse", ("https://a.example/x", "http://b.example"))
+    assert (action.kind, action.inputs) == ("browse", ("https://a.example/x", "http://b.example"))
     assert protocol.parse("<browse> file:///etc/passwd </browse>").kind == "invalid"
     assert "<browse>" in protocol.build_prompt("q", browse=True).text
     assert "<browse>" not in protocol.build_prompt("q").text
@@ -242,9 +242,9 @@ def test_prompt_template_replaces_our_wording_in_base_and_chat_forms(tmp_path):
 def test_deepresearcher_tools_arguments_and_framing():
     protocol = get_protocol("deepresearcher")
     search = protocol.parse('<think> t </think>\n<tool_call>\n{"name": "web_search", "arguments": {"query": ["a", "b"]}}\n</tool_call>')
-    assert (search.kind, search.queries) == ("search", ("a", "b"))
+    assert (search.kind, search.inputs) == ("search", ("a", "b"))
     browse = protocol.parse('<tool_call>{"name": "browse_webpage", "arguments": {"url_list": ["https://a.example/x"]}}</tool_call>')
-    assert (browse.kind, browse.urls) == ("browse", ("https://a.example/x",))
+    assert (browse.kind, browse.inputs) == ("browse", ("https://a.example/x",))
     assert protocol.stop == ("</tool_call>", "</answer>") and protocol.observation_role == "tool"
     body = protocol.format_results(["q"], [DOCS[:1]])
     assert body == str([{"search_query": "q", "web_page_info_list": [{"title": "Tarsenby", "url": "1", "quick_summary": "Tarsenby is a city."}]}])
@@ -287,3 +287,26 @@ def test_a_turn_of_one_repeated_opening_tag_is_invalid_and_all_policy_text(name)
         turn = (f"<{tag}>" * 16_000)[:16_000]
         assert protocol.parse(turn).kind == "invalid"
         assert protocol.split_response(turn) == [("policy", turn)]
+
+
+def test_the_old_action_fields_still_work_and_warn_once(monkeypatch):
+    """``Action(queries=...)``, ``action.queries`` and ``action.urls`` became ``inputs``: each warns the first time only."""
+    import warnings
+
+    import deepresearch.deprecations as deprecations
+    from deepresearch.envs import Action
+
+    monkeypatch.setattr(deprecations, "_warned", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = [Action(kind="search", queries=("q",)) for _ in range(2)]
+        assert [action.queries for action in old] == [("q",), ("q",)] and old[0].inputs == ("q",)
+        browse = Action(kind="browse", urls=("https://a.example",))
+        assert (browse.urls, browse.queries, old[0].urls) == (("https://a.example",), (), ())
+    messages = sorted(str(w.message) for w in caught if issubclass(w.category, DeprecationWarning))
+    assert messages == [
+        "Action(queries=..., urls=...) is deprecated; use Action(inputs=...)",
+        "Action.queries is deprecated; use Action.inputs",
+        "Action.urls is deprecated; use Action.inputs",
+    ]
+    assert all(w.filename == __file__ for w in caught)  # the warning points at the caller's line

@@ -23,6 +23,7 @@ from deepresearch.agents.models.loading import engine_weights
 from deepresearch.agents.rollout.engines import SamplingConfig
 from deepresearch.agents.rollout.engines.base import Generation
 from deepresearch.agents.rollout.engines.hf import HFEngine
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.envs import get_protocol
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model, pytest.mark.vllm]
@@ -101,7 +102,7 @@ def test_sampled_episodes_are_token_in_token_out(engine, wiki, protocol_name):
     assert encoder.mode == "chat"
     resets = [{"options": {"index": slot // 4}} for slot in range(EPISODES)]
     config = RolloutConfig(max_new_tokens_per_turn=40, max_response_tokens=1024, temperature=1.0, seed=7)
-    episodes, stats = run_rollouts(engine, envs, resets, [slot // 4 for slot in range(EPISODES)], config, encoder)
+    episodes, stats = run_rollouts(RolloutRequest(engine, envs, resets, [slot // 4 for slot in range(EPISODES)], config, encoder))
     assert stats.dropped == 0, stats.drop_reasons[:3]
     assert len(episodes) == EPISODES and sum(e.turns for e in episodes) > EPISODES  # multi-turn
     tokenizer, eos = engine.tokenizer, engine.end_of_turn_ids
@@ -173,7 +174,7 @@ def test_one_grpo_step_on_real_episodes(engine, reference, wiki, prompts, smollm
     scripted = SearchThenAnswerEngine(model, tokenizer, golds, protocol)
     encoder = TurnEncoder.for_tokenizer(tokenizer)
     resets = [{"options": {"index": slot // 2}} for slot in range(4)]
-    episodes, stats = run_rollouts(scripted, envs, resets, [slot // 2 for slot in range(4)], RolloutConfig(max_response_tokens=1024), encoder)
+    episodes, stats = run_rollouts(RolloutRequest(scripted, envs, resets, [slot // 2 for slot in range(4)], RolloutConfig(max_response_tokens=1024), encoder))
     assert stats.dropped == 0 and [e.reward for e in episodes] == [1.0, 0.0, 1.0, 0.0]
     assert all(e.searches == 1 and 0 in e.loss_mask for e in episodes)  # env tokens inside the response
 

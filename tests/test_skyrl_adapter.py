@@ -20,6 +20,7 @@ from skyrl_gym.envs.base_text_env import BaseTextEnv  # noqa: E402
 from deepresearch.agents import RolloutConfig, TurnEncoder, default_tiny_model, make_engine, run_rollouts  # noqa: E402
 from deepresearch.agents.adapters.skyrl import DeepResearchTextEnv, register_skyrl_env, skyrl_dataset_row  # noqa: E402
 from deepresearch.agents.rollout.engines.base import SamplingConfig  # noqa: E402
+from deepresearch.agents.rollout.request import RolloutRequest  # noqa: E402
 from deepresearch.envs import load_qa  # noqa: E402
 
 ENV_CONFIG = {"env_id": "DeepResearch-Wiki-v0", "env_kwargs": {"protocol": "search_r1"}}
@@ -107,7 +108,7 @@ def test_skyrl_masks_exactly_the_env_text_and_gets_our_trainers_tokens_and_rewar
 
         env = gym.make(ENV_CONFIG["env_id"], **ENV_CONFIG["env_kwargs"], max_turns=MAX_TURNS)
         reset = {"options": {"question": row["extra_info"]["question"], "golden_answers": row["extra_info"]["golden_answers"]}}
-        (ours,), _ = run_rollouts(engine, [env], [reset], [0], config, TurnEncoder.for_tokenizer(engine.tokenizer))
+        (ours,), _ = run_rollouts(RolloutRequest(engine, [env], [reset], [0], config, TurnEncoder.for_tokenizer(engine.tokenizer)))
         assert prompt_ids == ours.prompt_ids and reward == ours.reward
         # Our trainer's turns, split by its loss mask: the same policy ids (SkyRL drops an
         # end-of-sequence id inside the single assistant message) and the same env ids.

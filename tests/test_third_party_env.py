@@ -11,6 +11,7 @@ from agents_helpers import FixedOutputEngine, tiny_policy
 from deepresearch.agents import RolloutConfig, TurnEncoder, run_rollouts
 from deepresearch.agents.eval.held_out import evaluate
 from deepresearch.agents.rollout.engines.base import Generation, SamplingConfig
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.envs import as_question_env, end_episode_early, question_count, question_reset
 
 CAPITALS = [("France", "Paris"), ("Peru", "Lima"), ("Chad", "N'Djamena")]
@@ -56,7 +57,7 @@ def test_rollouts_and_greedy_evaluation_over_a_plain_gymnasium_env():
     envs = [CapitalsEnv() for _ in CAPITALS]
     config = RolloutConfig(max_new_tokens_per_turn=16, max_response_tokens=128)
     resets = [question_reset(env, index, seed=index) for index, env in enumerate(envs)]
-    episodes, stats = run_rollouts(SaysParisEngine(tokenizer), envs, resets, [0, 1, 2], config, encoder)
+    episodes, stats = run_rollouts(RolloutRequest(SaysParisEngine(tokenizer), envs, resets, [0, 1, 2], config, encoder))
     assert stats.dropped == 0
     assert [(e.reward, e.finish_reason, e.turns) for e in episodes] == [(1.0, "terminated", 1), (0.0, "truncated", 3), (0.0, "truncated", 3)]
     for episode in episodes:  # the loop recorded who wrote what, as our envs do
@@ -66,7 +67,7 @@ def test_rollouts_and_greedy_evaluation_over_a_plain_gymnasium_env():
 
     # A response budget that runs out mid-episode: cut, scored 0 (the env cannot score early).
     tight = RolloutConfig(max_new_tokens_per_turn=16, max_response_tokens=20)
-    episodes, _ = run_rollouts(SaysParisEngine(tokenizer), envs[1:2], resets[1:2], [0], tight, encoder)
+    episodes, _ = run_rollouts(RolloutRequest(SaysParisEngine(tokenizer), envs[1:2], resets[1:2], [0], tight, encoder))
     assert (episodes[0].finish_reason, episodes[0].reward, episodes[0].reward_components) == ("length", 0.0, {"finish": "cut"})
 
     metrics, evaluated = evaluate(SaysParisEngine(tokenizer), encoder, envs, config)

@@ -12,6 +12,7 @@ import torch
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.agents import RolloutConfig, TurnEncoder, collate_episodes, default_tiny_model, make_engine, run_rollouts
 from deepresearch.agents.adapters.trl import TRLRolloutAdapter, env_reward
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.train.sft import SFTConfig, collect_oracle_trajectories, sft_train
 from deepresearch.envs import load_qa
 from deepresearch.envs.oracle import OraclePolicy
@@ -101,7 +102,7 @@ def test_a_plain_torch_loop_consumes_collated_episodes():
     envs = [make_env() for _ in range(4)]
     resets = [{"options": {"index": i // 2}} for i in range(4)]  # 2 questions x 2 samples
     config = RolloutConfig(max_new_tokens_per_turn=12, max_response_tokens=64, temperature=1.0, seed=0)
-    episodes, _ = run_rollouts(engine, envs, resets, [i // 2 for i in range(4)], config, TurnEncoder(tokenizer, "text"))
+    episodes, _ = run_rollouts(RolloutRequest(engine, envs, resets, [i // 2 for i in range(4)], config, TurnEncoder(tokenizer, "text")))
     batch = collate_episodes(episodes, pad_token_id=tokenizer.pad_token_id or 0)
 
     env_tokens = batch.attention_mask.bool() & (batch.loss_mask == 0)

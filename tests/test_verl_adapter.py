@@ -19,6 +19,7 @@ from deepresearch.agents.adapters.verl import (
     server_sampling_params,
 )
 from deepresearch.agents.rollout.engines.base import SamplingConfig
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.envs import make_wiki_env
 
 
@@ -58,7 +59,7 @@ def test_episodes_through_the_async_server_bridge_equal_direct_ones(hf_engine, e
 
     def episodes(engine):
         envs = [make_wiki_env(protocol="research", max_turns=3) for _ in resets]
-        return run_rollouts(engine, envs, resets, [0, 1, 2], config, encoder)[0]
+        return run_rollouts(RolloutRequest(engine, envs, resets, [0, 1, 2], config, encoder))[0]
 
     direct = episodes(hf_engine)
     bridged = episodes(AsyncServerEngine(hf_engine.tokenizer, token_server(hf_engine), event_loop_thread))

@@ -12,6 +12,7 @@ import pytest
 from agents_helpers import ReplayEngine, oracle_script
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, run_rollouts
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.trajectories import episode_record, read_trajectories
 from deepresearch.agents.viewer.page import render_html, write_viewer
 from deepresearch.cli import main as cli_main
@@ -88,7 +89,7 @@ def test_a_training_run_folder_of_episode_dumps(tmp_path):
     encoder = TurnEncoder(tokenizer, "text")
     envs = [make_wiki_env(protocol="research", max_turns=4) for _ in range(2)]
     engine = ReplayEngine(tokenizer, [oracle_script(envs[i], i, encoder) for i in range(2)])
-    episodes, _ = run_rollouts(engine, envs, [{"options": {"index": i}} for i in range(2)], [0, 1], RolloutConfig(), encoder)
+    episodes, _ = run_rollouts(RolloutRequest(engine, envs, [{"options": {"index": i}} for i in range(2)], [0, 1], RolloutConfig(), encoder))
     (tmp_path / "episodes").mkdir()
     for step, episode in enumerate(episodes, start=1):
         line = json.dumps(episode_record(episode, step=step, dataset="demo"))

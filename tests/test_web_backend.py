@@ -28,7 +28,7 @@ from deepresearch.envs.web import (
     WebBackend,
     make_web_backend,
 )
-from deepresearch.envs.web.cache import page_key
+from deepresearch.envs.web.storage.cache import page_key
 
 KEY = "serper-secret-4d9e0b1f"
 SITE_PATHS = ["/wiki/Marie_Curie", "/wiki/Mariana_Trench", "/tides.txt"]
@@ -229,8 +229,8 @@ def test_llm_reader_is_used_and_falls_back_to_bm25(provider, site, tmp_path) -> 
 
 
 def test_bad_configuration_raises_at_construction(provider, tmp_path) -> None:
-    with pytest.raises(ValueError, match="top_k"):
-        backend_for(provider, tmp_path, top_k=0)
+    with pytest.raises(ValueError, match="max_results"):
+        backend_for(provider, tmp_path, max_results=0)
     with pytest.raises(ValueError, match="no search provider chosen"):
         backend_for(provider, tmp_path, provider=None)
     with pytest.raises(ValueError, match="allowlist"):

@@ -76,7 +76,7 @@ def test_failed_calls_count_as_calls_but_cost_nothing(provider, tmp_path):
 
 def test_ledger_reserves_all_or_nothing():
     run, env = Ledger(BudgetLimits(max_search_calls=10), "this run"), Ledger(BudgetLimits(max_search_calls=0), "this env")
-    from deepresearch.envs.web.budget import reserve_all
+    from deepresearch.envs.web.accounting.budget import reserve_all
 
     assert reserve_all([run, env], 0.01, search=True) == "this env's limit of 0 search calls is used up"
     assert (run.calls, run.cost_usd) == (0, 0.0)  # the run's reservation was undone

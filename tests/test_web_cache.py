@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from deepresearch.envs.web import WebCache
-from deepresearch.envs.web.cache import normalise_query, page_key, search_key
+from deepresearch.envs.web.storage.cache import normalise_query, page_key, search_key
 
 WRITER = textwrap.dedent(
     """
     import sys
-    from deepresearch.envs.web.cache import WebCache
+    from deepresearch.envs.web.storage.cache import WebCache
     cache = WebCache(sys.argv[1], max_bytes=10**9)
     prefix, count = sys.argv[2], int(sys.argv[3])
     i = 0

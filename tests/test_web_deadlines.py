@@ -16,7 +16,7 @@ from web_servers import LoopbackServer, ProviderBehaviour, drip_route, provider_
 
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.envs.web import Deadline, DeadlineExceeded, FetchConfig, RetryPolicy, make_web_backend
-from deepresearch.envs.web.scheduler import FairScheduler
+from deepresearch.envs.web.backend.scheduler import FairScheduler
 
 KEY = "serper-deadline-key-9a0b"
 SLACK_S = 2.0  # what a loaded shared machine may add to a deadline before a step is wrong

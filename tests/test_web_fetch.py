@@ -8,8 +8,8 @@ import pytest
 from web_servers import LATIN1_TEXT, MARIE_CURIE, LoopbackServer, hostile_routes, site_routes
 
 from deepresearch.envs.web import Deadline, FetchConfig, FetchError, PageFetcher, UrlPolicy
-from deepresearch.envs.web.extract import ExtractionError, decode_body, extract_text
-from deepresearch.envs.web.fetch import parse_content_type
+from deepresearch.envs.web.pages.extract import ExtractionError, decode_body, extract_text
+from deepresearch.envs.web.pages.fetch import parse_content_type
 
 BOUND_S = 8.0  # generous correctness bound: every call must return, whatever the server does
 

@@ -17,8 +17,8 @@ from web_servers import (
 )
 
 from deepresearch.envs.web import LLMReaderConfig, RetryPolicy, SerperProvider, Snapshot, WebStore, make_web_backend
-from deepresearch.envs.web.keys import read_api_key
-from deepresearch.envs.web.snapshot_io import export_snapshot
+from deepresearch.envs.web.net.keys import read_api_key
+from deepresearch.envs.web.snapshots.snapshot_io import export_snapshot
 
 PLANTED = "PLANTED-KEY-3b9f1c77d2"
 

@@ -10,7 +10,7 @@ import pytest
 from web_servers import LoopbackServer, ProviderBehaviour, drip_route, provider_routes
 
 from deepresearch.envs.web import PROVIDERS, ProviderError, RetryPolicy, TokenBucket, make_provider, parse_retry_after
-from deepresearch.envs.web.retry import RetriesExhausted, call_with_retries
+from deepresearch.envs.web.net.retry import RetriesExhausted, call_with_retries
 
 KEY = "test-key-5f1c9a77e2"
 KEY_ENV = {"serper": "SERPER_API_KEY", "brave": "BRAVE_API_KEY", "tavily": "TAVILY_API_KEY"}

@@ -6,8 +6,8 @@ import pytest
 from web_servers import MARIANA_TRENCH, MARIE_CURIE, LoopbackServer, reader_routes
 
 from deepresearch.envs.web import LLMReader, LLMReaderConfig, ReadingConfig, RetryPolicy, select_passages, split_chunks
-from deepresearch.envs.web.llm_reader import LLMReaderError, parse_reply
-from deepresearch.envs.web.reading import GAP, bm25_scores, tokenize
+from deepresearch.envs.web.pages.llm_reader import LLMReaderError, parse_reply
+from deepresearch.envs.web.pages.reading import GAP, bm25_scores, tokenize
 
 PAGE = "\n\n".join(MARIE_CURIE + MARIANA_TRENCH)
 

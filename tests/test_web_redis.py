@@ -11,8 +11,8 @@ import pytest
 from web_servers import LoopbackServer, ProviderBehaviour, provider_routes, redis_server_or_skip
 
 from deepresearch.envs.web import WebCache
-from deepresearch.envs.web.cache import search_key
-from deepresearch.envs.web.store import ENTRY_OVERHEAD_BYTES
+from deepresearch.envs.web.storage.cache import search_key
+from deepresearch.envs.web.storage.store import ENTRY_OVERHEAD_BYTES
 
 KEY = "serper-redis-key-1f2e"
 WORKER = textwrap.dedent(

@@ -22,7 +22,7 @@ from deepresearch.agents.eval.text_policies import TurnState
 from deepresearch.cli import main as cli_main
 from deepresearch.envs import QAItem
 from deepresearch.envs.web import RetryPolicy, Snapshot, make_web_backend
-from deepresearch.envs.web.snapshot_io import export_snapshot, import_snapshot
+from deepresearch.envs.web.snapshots.snapshot_io import export_snapshot, import_snapshot
 
 KEY = "serper-snapshot-key-77e1"
 PAGES = ["/wiki/Marie_Curie", "/wiki/Marie_Curie?from=search", "/wiki/Mariana_Trench", "/paper.pdf"]
@@ -235,7 +235,7 @@ def test_evaluation_reruns_in_replay_mode_are_bit_for_bit_identical(provider, si
 
 
 def test_a_damaged_snapshot_entry_is_a_miss_not_a_crash(tmp_path):
-    from deepresearch.envs.web.cache import page_key, search_key
+    from deepresearch.envs.web.storage.cache import page_key, search_key
 
     path = tmp_path / "s.sqlite"
     snapshot = Snapshot(path)

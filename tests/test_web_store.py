@@ -9,7 +9,7 @@ import pytest
 from web_servers import redis_server_or_skip
 
 from deepresearch.envs.web import open_store
-from deepresearch.envs.web.store import LOW_WATER, canonical_json, encode_value
+from deepresearch.envs.web.storage.store import LOW_WATER, canonical_json, encode_value
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.rollout.runner import RolloutConfig, run_rollouts
 from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.envs import QAItem
@@ -75,7 +76,7 @@ class TRLRolloutAdapter:
         engine = self.make_engine(trainer)
         encoder = TurnEncoder.for_tokenizer(engine.tokenizer, self.encoder_mode)
         resets = [{"options": {"id": i.id, "question": i.question, "golden_answers": list(i.golden_answers)}} for i in items]
-        episodes, _ = run_rollouts(engine, self._envs[: len(items)], resets, list(range(len(items))), self.rollout_config, encoder)
+        episodes, _ = run_rollouts(RolloutRequest(engine, self._envs[: len(items)], resets, list(range(len(items))), self.rollout_config, encoder))
         finished = {episode.group_id: episode for episode in episodes}
         out: dict[str, list[Any]] = {key: [] for key in ("prompt_ids", "completion_ids", "logprobs", "env_mask", "env_reward")}
         for index in range(len(items)):

@@ -36,6 +36,7 @@ from deepresearch.agents.adapters.verl import (
     dropped_episode,
     question_from_row,
 )
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.rollout.runner import RolloutConfig, run_rollouts
 from deepresearch.agents.rollout.turns import TurnEncoder
 
@@ -80,7 +81,7 @@ class DeepResearchAgentLoop(AgentLoopBase):
         encoder = TurnEncoder.for_tokenizer(self.tokenizer, self.prompt_mode)
         reset = {"options": question_from_row(kwargs)}
         try:
-            episodes, stats = await asyncio.to_thread(run_rollouts, engine, [env], [reset], [0], config, encoder)
+            episodes, stats = await asyncio.to_thread(run_rollouts, RolloutRequest(engine, [env], [reset], [0], config, encoder))
             if episodes:
                 episode = episodes[0]
             else:

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepresearch.envs.web.jsonhttp import request_json
-from deepresearch.envs.web.retry import RetryPolicy
+from deepresearch.envs.web.net.jsonhttp import request_json
+from deepresearch.envs.web.net.retry import RetryPolicy
 
 
 @dataclass

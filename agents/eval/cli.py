@@ -139,7 +139,7 @@ def _runner(args: argparse.Namespace, responses: dict[str, str] | None) -> Any:
 
 def _client(args: argparse.Namespace, url: str, model: str) -> Any:
     from deepresearch.agents.eval.chat_client import ChatClient, ChatEndpointConfig
-    from deepresearch.envs.web.retry import RetryPolicy
+    from deepresearch.envs.web.net.retry import RetryPolicy
 
     return ChatClient(ChatEndpointConfig(url, model, args.api_key_env, (10.0, args.timeout), RetryPolicy(max_attempts=args.retries)))
 

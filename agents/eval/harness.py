@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from deepresearch.agents.eval.judge import LLMJudge
 from deepresearch.agents.eval.text_policies import TextEpisode, TextPolicy, run_text_episode
 from deepresearch.agents.jsonl import append_jsonl, read_jsonl
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.envs import QAItem, load_qa
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class EngineRunner:
         for start in range(0, len(items), len(self.envs)):
             chunk = list(items[start : start + len(self.envs)])
             envs = list(self.envs[: len(chunk)])
-            episodes, _ = collect_rollouts(self.engine, envs, [reset_options(i) for i in chunk], list(range(len(chunk))), self.rollout_config, self.encoder)
+            episodes, _ = collect_rollouts(RolloutRequest(self.engine, envs, [reset_options(i) for i in chunk], list(range(len(chunk))), self.rollout_config, self.encoder))
             finished = {episode.group_id: episode for episode in episodes}
             for index, item in enumerate(chunk):
                 episode = finished.get(index)

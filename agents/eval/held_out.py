@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 from deepresearch.agents.rollout.engines.base import RolloutEngine
 from deepresearch.agents.rollout.episode import Episode
 from deepresearch.agents.rollout.episode_state import RolloutConfig
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.rollout.schedules import collect_rollouts
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
@@ -31,7 +32,7 @@ def evaluate(
     greedy = replace(rollout_config, temperature=0.0)
     indices = list(range(first_index, first_index + len(envs)))
     resets = [question_reset(env, index, seed=index) for index, env in zip(indices, envs)]
-    episodes, stats = collect_rollouts(engine, envs, resets, indices, greedy, encoder, on_finished)
+    episodes, stats = collect_rollouts(RolloutRequest(engine, envs, resets, indices, greedy, encoder, on_finished))
     metrics = episode_metrics(episodes)
     metrics["reward"] = metrics.get("reward/mean", 0.0)
     metrics["dropped"] = stats.dropped

@@ -1,4 +1,5 @@
-"""The masked GRPO policy loss: PPO-clip with asymmetric epsilon, optional KL and TIS.
+"""The masked GRPO policy loss: a registered variant (PPO-clip by default, GSPO, CISPO, or your
+own: ``policy_losses.py``), optional TIS and KL, then a registered aggregation (``aggregation.py``).
 
 Only tokens the policy sampled are trained (``loss_mask``); prompt, environment
 text (retrieved documents) and padding are excluded. Their logprob slots may hold
@@ -15,18 +16,23 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+from deepresearch.agents.grpo.aggregation import LOSS_AGGREGATIONS, Normalizers
+from deepresearch.agents.grpo.policy_losses import POLICY_LOSSES
+
 KLEstimator = Literal["k1", "k3"]
 
 
 @dataclass(frozen=True)
 class PolicyLossConfig:
-    """How the per-token PPO objective is clipped, regularised and averaged.
+    """Which policy loss, and how it is clipped, regularised and averaged.
 
+    * ``policy_loss``: a registered variant (``POLICY_LOSSES``): ``ppo`` (per-token
+      PPO-clip), ``gspo`` (sequence-level ratio), ``cispo`` (clipped IS weights), or one
+      of your own (``register_policy_loss``).
     * ``clip_eps_low`` / ``clip_eps_high``: the ratio is clipped to
       ``[1 - low, 1 + high]``; a larger ``high`` (DAPO's clip-higher) lets unlikely
       tokens with positive advantage grow faster, which keeps entropy from collapsing.
-    * ``loss_agg``: ``token-mean`` weights every response token equally (DAPO);
+    * ``loss_agg``: a registered aggregation (``LOSS_AGGREGATIONS``). ``token-mean`` weights every response token equally (DAPO);
       ``seq-mean-token-mean`` weights every sequence equally (original GRPO, which
       favours short answers); ``seq-mean-token-sum-norm`` sums each sequence's tokens
       and divides by the constant ``max_response_length`` (Dr.GRPO, no length bias).
@@ -38,9 +44,10 @@ class PolicyLossConfig:
       gradient is for the distribution that actually generated the data.
     """
 
+    policy_loss: str = "ppo"
     clip_eps_low: float = 0.2
     clip_eps_high: float = 0.28
-    loss_agg: LossAggregation = "token-mean"
+    loss_agg: str = "token-mean"
     max_response_length: int | None = None
     kl_coef: float = 0.0
     kl_estimator: KLEstimator = "k3"
@@ -52,8 +59,8 @@ class PolicyLossConfig:
                 f"need 0 <= clip_eps_low < 1 and clip_eps_high >= 0, "
                 f"got {self.clip_eps_low}, {self.clip_eps_high}"
             )
-        if self.loss_agg not in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"):
-            raise ValueError(f"unknown loss_agg {self.loss_agg!r}")
+        POLICY_LOSSES.lookup(self.policy_loss)  # unknown names fail here, listing the registered ones
+        LOSS_AGGREGATIONS.lookup(self.loss_agg)
         if self.max_response_length is not None and self.max_response_length <= 0:
             raise ValueError(f"max_response_length must be > 0, got {self.max_response_length}")
         if self.kl_estimator not in ("k1", "k3"):
@@ -62,6 +69,11 @@ class PolicyLossConfig:
             raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
         if self.tis_cap is not None and self.tis_cap <= 0.0:
             raise ValueError(f"tis_cap must be > 0, got {self.tis_cap}")
+
+    @property
+    def clip_range(self) -> tuple[float, float]:
+        """``(1 - clip_eps_low, 1 + clip_eps_high)``: the ratios a variant's clip leaves alone."""
+        return 1.0 - self.clip_eps_low, 1.0 + self.clip_eps_high
 
 
 def policy_loss(
@@ -90,11 +102,11 @@ def policy_loss(
             ``config.kl_coef > 0``, logged as ``kl_ref`` whenever given.
         rollout_logprobs: ``[B, T]`` logprobs reported by the rollout engine; required
             when ``config.tis_cap`` is set.
-        total_tokens: ``token-mean`` only: number of masked tokens in the WHOLE batch
-            of this optimizer step, across all gradient-accumulation micro-batches.
+        total_tokens: number of masked tokens in the WHOLE batch of this optimizer step,
+            across all gradient-accumulation micro-batches (``token-mean`` divides by it).
             Defaults to this micro-batch's count (correct without accumulation).
-        num_sequences: ``seq-mean-*`` only: number of sequences in the whole batch of
-            this optimizer step. Defaults to ``B``.
+        num_sequences: number of sequences in the whole batch of this optimizer step
+            (``seq-mean-*`` divide by it). Defaults to ``B``.
 
     Returns:
         ``(loss, metrics)``: the scalar loss to ``backward()``; metrics are floats over
@@ -130,12 +142,9 @@ def policy_loss(
 
     current = _masked(logprobs.float(), mask)
     old = _masked(old_logprobs.detach().float(), mask)
-    log_ratio = current - old
-    ratio = torch.exp(log_ratio)
     adv = advantages.detach().float().unsqueeze(1)
-    low, high = 1.0 - config.clip_eps_low, 1.0 + config.clip_eps_high
-    # max of the two *losses* = min of the two surrogate objectives (PPO's pessimism).
-    token_loss = torch.maximum(-adv * ratio, -adv * torch.clamp(ratio, low, high))
+    terms = POLICY_LOSSES.lookup(config.policy_loss)(current, old, adv, mask, config)
+    token_loss = terms.token_loss
 
     metrics: dict[str, float] = {}
     if config.tis_cap is not None:
@@ -154,53 +163,24 @@ def policy_loss(
             # distribution; the KL is a regulariser of the trainer's own policy.
             token_loss = token_loss + config.kl_coef * kl
 
-    if config.loss_agg == "token-mean" and total_tokens is None:
-        # Without gradient accumulation the batch is this micro-batch; max(., 1) makes
-        # a batch with no trainable tokens give loss 0, not NaN.
-        total_tokens = max(num_tokens, 1)
-    loss = _aggregate(token_loss, mask, config, total_tokens, num_sequences)
+    # Without gradient accumulation the batch is this micro-batch; max(., 1) makes a batch
+    # with no trainable tokens give loss 0, not NaN.
+    normalizers = Normalizers(
+        total_tokens=max(num_tokens, 1) if total_tokens is None else total_tokens,
+        num_sequences=batch_size if num_sequences is None else num_sequences,
+        max_response_length=config.max_response_length,
+    )
+    loss = LOSS_AGGREGATIONS.lookup(config.loss_agg)(token_loss, mask, normalizers)
 
     with torch.no_grad():
-        metrics["clip_frac_high"] = _masked_mean(((ratio > high) & (adv > 0)).float(), mask, num_tokens)
-        metrics["clip_frac_low"] = _masked_mean(((ratio < low) & (adv < 0)).float(), mask, num_tokens)
-        metrics["ratio_mean"] = _masked_mean(ratio, mask, num_tokens)
+        log_ratio = current - old
+        metrics["clip_frac_high"] = _masked_mean(terms.clipped_high.float(), mask, num_tokens)
+        metrics["clip_frac_low"] = _masked_mean(terms.clipped_low.float(), mask, num_tokens)
+        metrics["ratio_mean"] = _masked_mean(terms.ratio, mask, num_tokens)
         # k3 estimate of KL(old || new) from samples of old: >= 0, low variance.
-        metrics["approx_kl_old"] = _masked_mean(ratio - 1.0 - log_ratio, mask, num_tokens)
+        metrics["approx_kl_old"] = _masked_mean(torch.exp(log_ratio) - 1.0 - log_ratio, mask, num_tokens)
         metrics["num_tokens"] = float(num_tokens)
     return loss, metrics
-
-
-def _aggregate(
-    token_loss: Tensor,
-    mask: Tensor,
-    config: PolicyLossConfig,
-    total_tokens: int | None,
-    num_sequences: int | None,
-) -> Tensor:
-    """Reduce ``[B, T]`` per-token losses to the scalar whose gradient we want.
-
-    The divisors are whole-batch constants supplied by the caller, not this micro-
-    batch's own counts. Gradient accumulation sums the micro-batch gradients, so
-    it equals the full-batch gradient only if every micro-batch divides by the
-    same full-batch count; dividing by the local count would give a token in a
-    micro-batch of short responses more weight than one in a batch of long ones.
-    """
-    summed = torch.where(mask, token_loss, 0.0)
-    if config.loss_agg == "token-mean":
-        if total_tokens is None or total_tokens <= 0:
-            raise ValueError(f"total_tokens must be > 0, got {total_tokens}")
-        return summed.sum() / total_tokens
-
-    sequences = token_loss.shape[0] if num_sequences is None else num_sequences
-    if sequences <= 0:
-        raise ValueError(f"num_sequences must be > 0, got {sequences}")
-    if config.loss_agg == "seq-mean-token-mean":
-        per_sequence = summed.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-    else:  # seq-mean-token-sum-norm
-        if config.max_response_length is None:
-            raise ValueError("seq-mean-token-sum-norm divides by a constant: set PolicyLossConfig.max_response_length")
-        per_sequence = summed.sum(dim=1) / config.max_response_length
-    return per_sequence.sum() / sequences
 
 
 def _kl_to_ref(logprobs: Tensor, ref_logprobs: Tensor, estimator: KLEstimator) -> Tensor:

@@ -19,41 +19,34 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from deepresearch.agents.rollout.engines.base import RolloutEngine, SamplingConfig
+from deepresearch.agents.rollout.engines.base import RolloutEngine, sampling_request
 from deepresearch.agents.rollout.engines.continuous import RequestEngine, request_engine
 from deepresearch.agents.rollout.episode import Episode
 from deepresearch.agents.rollout.episode_state import EpisodeState, RolloutConfig, RolloutStats, finished_episodes, safe_env_call
+from deepresearch.agents.rollout.request import RolloutRequest, as_request
 from deepresearch.agents.rollout.turns import TurnEncoder
 
 
-def run_rollouts_async(
-    engine: RolloutEngine,
-    envs: Sequence[Any],
-    resets: Sequence[dict[str, Any]],
-    group_ids: Sequence[Hashable],
-    config: RolloutConfig,
-    encoder: TurnEncoder,
-    on_finished: Callable[[int], None] | None = None,
-) -> tuple[list[Episode], RolloutStats]:
-    """``run_rollouts``' contract (same arguments, episodes in the same order), each episode on its own.
+def run_rollouts_async(request: RolloutRequest, *legacy: Any, **legacy_kwargs: Any) -> tuple[list[Episode], RolloutStats]:
+    """``run_rollouts``' contract (the same request, episodes in the same order), each episode on its own.
 
     Sampling seeds are per request (``request_seed``): engines that honour them (vLLM on
     GPU) sample each episode the same way whatever the timing; a batched engine samples
     a call with the seed of its first request.
     """
-    if not (len(envs) == len(resets) == len(group_ids)):
-        raise ValueError("envs, resets and group_ids must have the same length")
+    request = as_request("run_rollouts_async", request, legacy, legacy_kwargs)
+    engine, envs, config, encoder = request.engine, request.envs, request.config, request.encoder
     stats = RolloutStats()
     wall_start = time.perf_counter()
     with request_engine(engine) as requests, ThreadPoolExecutor(max_workers=max(1, len(envs)), thread_name_prefix="episode") as pool:
         busy_before = requests.busy_seconds
-        driver = _Driver(requests, engine, config, encoder, stats, on_finished)
-        futures = [pool.submit(driver.episode, slot, *work) for slot, work in enumerate(zip(envs, resets, group_ids))]
+        driver = _Driver(requests, engine, config, encoder, stats, request.on_finished)
+        futures = [pool.submit(driver.episode, slot, *work) for slot, work in enumerate(zip(envs, request.resets, request.group_ids))]
         states = [future.result() for future in futures]
         stats.generate_seconds = requests.busy_seconds - busy_before
     episodes = finished_episodes([s for s in states if s is not None], encoder, engine.end_of_turn_ids, stats)
@@ -109,13 +102,7 @@ class _Driver:
                 with self._env_call():
                     safe_env_call(state, "scoring", state.end_for_length)
                 break
-            sampling = SamplingConfig(
-                max_new_tokens=budget,
-                temperature=self.config.temperature,
-                top_p=self.config.top_p,
-                stop=state.stop,
-                seed=request_seed(self.config.seed, turn, slot),
-            )
+            sampling = sampling_request(self.config, budget, state.stop, request_seed(self.config.seed, turn, slot))
             generation = self.requests.submit(state.episode.input_ids, sampling).result()
             state.take_generation(generation)
             with self._lock:

@@ -40,6 +40,8 @@ class RolloutConfig:
     max_response_tokens: int = 1024
     temperature: float = 1.0
     top_p: float = 1.0
+    # Keep only the k most likely tokens when sampling (0: off).
+    top_k: int = 0
     # Concurrent env calls (reset/step run in a thread pool of this size).
     env_threads: int = 16
     # Sampling seed; None: unseeded. The trainer sets one per step.
@@ -49,8 +51,8 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens_per_turn <= self.max_response_tokens:
             raise ValueError("need 1 <= max_new_tokens_per_turn <= max_response_tokens")
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.env_threads < 1:
-            raise ValueError("need temperature >= 0, 0 < top_p <= 1 and env_threads >= 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.env_threads < 1:
+            raise ValueError("need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and env_threads >= 1")
         if self.schedule not in ("async", "sync"):
             raise ValueError(f"schedule must be 'async' or 'sync', not {self.schedule!r}")
 

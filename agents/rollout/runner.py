@@ -11,11 +11,11 @@ What happens to each episode (``episode_state.py``) is shared by both.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deepresearch.agents.rollout.engines.base import RolloutEngine, SamplingConfig
+from deepresearch.agents.rollout.engines.base import RolloutEngine, sampling_request
 from deepresearch.agents.rollout.episode import Episode
 from deepresearch.agents.rollout.episode_state import (
     EpisodeState,
@@ -24,26 +24,17 @@ from deepresearch.agents.rollout.episode_state import (
     finished_episodes,
     safe_env_call,
 )
+from deepresearch.agents.rollout.request import RolloutRequest, as_request
 from deepresearch.agents.rollout.turns import TurnEncoder
 
-__all__ = ["Episode", "RolloutConfig", "RolloutStats", "run_rollouts", "start_episodes"]
+__all__ = ["Episode", "RolloutConfig", "RolloutRequest", "RolloutStats", "run_rollouts", "start_episodes"]
 
 
-def run_rollouts(
-    engine: RolloutEngine,
-    envs: Sequence[Any],
-    resets: Sequence[dict[str, Any]],
-    group_ids: Sequence[Hashable],
-    config: RolloutConfig,
-    encoder: TurnEncoder,
-    on_finished: Callable[[int], None] | None = None,
-) -> tuple[list[Episode], RolloutStats]:
-    """Run one episode per env; ``resets[i]`` are the kwargs of ``envs[i].reset`` (seed/options).
-
-    ``on_finished(n)`` is told each time ``n`` more episodes have ended (for a progress bar).
-    """
-    if not (len(envs) == len(resets) == len(group_ids)):
-        raise ValueError("envs, resets and group_ids must have the same length")
+def run_rollouts(request: RolloutRequest, *legacy: Any, **legacy_kwargs: Any) -> tuple[list[Episode], RolloutStats]:
+    """Run the request's episodes turn by turn, all of them generating together each turn."""
+    request = as_request("run_rollouts", request, legacy, legacy_kwargs)
+    engine, envs, resets, group_ids = request.engine, request.envs, request.resets, request.group_ids
+    config, encoder, on_finished = request.config, request.encoder, request.on_finished
     stats = RolloutStats()
     eos_ids = engine.end_of_turn_ids
     wall_start = time.perf_counter()
@@ -110,13 +101,7 @@ def _generate_turn(
     for item in running:
         by_params.setdefault((item.stop, budgets[id(item)]), []).append(item)
     for (stop, max_new), items in by_params.items():
-        sampling = SamplingConfig(
-            max_new_tokens=max_new,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            stop=stop,
-            seed=None if config.seed is None else config.seed + turn,
-        )
+        sampling = sampling_request(config, max_new, stop, None if config.seed is None else config.seed + turn)
         start = time.perf_counter()
         generations = engine.generate([item.episode.input_ids for item in items], sampling)
         stats.generate_seconds += time.perf_counter() - start

@@ -10,17 +10,29 @@ unless set).
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from deepresearch.agents.grpo.overlong import OverlongConfig
 from deepresearch.agents.grpo.update import UpdateConfig
+from deepresearch.agents.rollout.engines.factory import resolve_engine_name
 from deepresearch.agents.rollout.episode_state import RolloutConfig
 from deepresearch.agents.train.distributed import DistributedConfig
 from deepresearch.agents.train.metrics_log import check_report_to
+from deepresearch.agents.train.typed_config import build_dataclass
 
 # Truncated-importance-sampling cap used when rollouts may be stale and none was set.
 STALE_ROLLOUT_TIS_CAP = 2.0
+
+
+def import_plugins(modules: Iterable[str]) -> None:
+    """Import the modules a run names, so what they register (tools, rewards, losses, engines) exists."""
+    if isinstance(modules, str):
+        raise ValueError(f"imports must be a list of module names, not the string {modules!r}")
+    for module in modules:
+        importlib.import_module(module)
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,8 @@ class GRPOConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     # Held-out evaluation env kwargs; None = env_kwargs with split="test".
     eval_env_kwargs: dict[str, Any] | None = None
-    engine: Literal["auto", "vllm", "hf"] = "auto"
+    # A registered engine (``hf``, ``vllm``, or yours: ``register_engine``), or ``auto``: vLLM when it imports, else hf.
+    engine: str = "auto"
     prompt_mode: Literal["auto", "text", "chat"] = "auto"
     # GRPO
     group_size: int = 8
@@ -83,8 +96,14 @@ class GRPOConfig:
     resume: bool = False
     seed: int = 0
     device: str = "auto"
+    # Modules imported first: what they register (tools, rewards, losses, engines) can be named above.
+    imports: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        import_plugins(self.imports)
+        self.imports = tuple(self.imports)
+        if self.engine != "auto":
+            resolve_engine_name(self.engine)  # an unregistered name fails here, listing the registered ones
         if self.group_size < 2:
             raise ValueError("group_size must be >= 2: GRPO's baseline is the group's mean reward")
         if self.questions_per_step < 1 or self.steps < 0:
@@ -111,8 +130,7 @@ class GRPOConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GRPOConfig:
         """The inverse of ``to_dict`` (nested parts given as dicts), every key and type checked."""
-        from deepresearch.agents.train.config_file import build_dataclass
-
+        import_plugins(values.get("imports") or ())
         return build_dataclass(cls, values, "")
 
     def eval_kwargs(self) -> dict[str, Any]:

@@ -12,28 +12,24 @@ over another, dicts key by key, so a CPU variant restates only what it shrinks.
 
 Every key is checked against the dataclass fields before anything is built: a typo or a
 wrong type is an error that names the dotted key (and the closest known one), not a
-``TypeError`` from a constructor or a knob silently ignored. Strings such as ``1e-6`` are
-read as numbers where the field is a float (YAML 1.1 reads ``1e-6`` without a dot as a string).
+``TypeError`` from a constructor or a knob silently ignored (``typed_config.py``). Strings
+such as ``1e-6`` are read as numbers where the field is a float (YAML 1.1 reads ``1e-6``
+without a dot as a string). ``imports: [my_package.extensions]`` imports modules first, so
+the tools, rewards, losses and engines they register can be named in the same file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from deepresearch.agents.train.config import GRPOConfig
+from deepresearch.agents.train.config import GRPOConfig, import_plugins
+from deepresearch.agents.train.typed_config import ConfigError, build_dataclass, to_yaml
 
 RECIPE_KEY = "recipe"
 EXTENDS_KEY = "extends"
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit ``GRPOConfig``; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +60,7 @@ def load_run_file(path: str | Path | None, overrides: list[str] | tuple[str, ...
         if not separator or not key.strip():
             raise ConfigError(f"override {override!r} is not key=value (e.g. update.loss.kl_coef=0.001)")
         set_dotted(raw, key.strip(), yaml.safe_load(text))
+    import_plugins(raw.get("imports") or ())  # their registrations must exist before names are checked
     recipe = build_dataclass(RecipeInfo, raw.pop(RECIPE_KEY, None) or {}, RECIPE_KEY)
     return RunFile(config=build_dataclass(GRPOConfig, raw, ""), recipe=recipe)
 
@@ -118,81 +115,6 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def build_dataclass(cls: type, values: Any, path: str) -> Any:
-    """``cls(**values)`` after checking every key and value against ``cls``'s typed fields."""
-    if isinstance(values, cls):
-        return values
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path or 'the config'}: expected a mapping of {cls.__name__} fields, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls) if f.init]
-    arguments = {}
-    for key, value in values.items():
-        dotted = f"{path}.{key}" if path else str(key)
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {(f'{path}.' if path else '') + close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown config key {dotted!r}{hint}; {cls.__name__} has: {', '.join(known)}")
-        arguments[key] = convert(hints[key], value, dotted)
-    try:
-        return cls(**arguments)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"invalid {path or cls.__name__}: {error}") from None
-
-
-def convert(hint: Any, value: Any, path: str) -> Any:
-    """``value`` checked (and, for dataclasses, tuples and numeric strings, converted) to ``hint``."""
-    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return value
-    if dataclasses.is_dataclass(hint):
-        return build_dataclass(hint, value, path)
-    if origin in (typing.Union, types.UnionType):
-        return _convert_union(arguments, value, path)
-    if origin is Literal:
-        if value not in arguments:
-            raise ConfigError(f"{path}: must be one of {list(arguments)}, got {value!r}")
-        return value
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        item = arguments[0] if arguments else Any
-        items = [convert(item, element, f"{path}[{i}]") for i, element in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
-        return dict(value)
-    return _convert_scalar(hint, value, path)
-
-
-def _convert_union(options: tuple[Any, ...], value: Any, path: str) -> Any:
-    if value is None:
-        if type(None) in options:
-            return None
-        raise ConfigError(f"{path}: must not be null")
-    errors = []
-    for option in (o for o in options if o is not type(None)):
-        try:
-            return convert(option, value, path)
-        except ConfigError as error:
-            errors.append(str(error))
-    raise ConfigError(" / ".join(errors))
-
-
-def _convert_scalar(hint: Any, value: Any, path: str) -> Any:
-    if hint is float and isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if (hint in (int, float) and isinstance(value, bool)) or not isinstance(value, hint):
-        raise ConfigError(f"{path}: expected {hint.__name__}, got {value!r} ({type(value).__name__})")
-    return value
-
-
 def config_to_yaml(config: GRPOConfig, recipe: RecipeInfo | None = None) -> str:
     """The resolved config as YAML that ``load_config`` reads back to an equal config."""
     document = config.to_dict()
@@ -201,23 +123,3 @@ def config_to_yaml(config: GRPOConfig, recipe: RecipeInfo | None = None) -> str:
     return to_yaml(document)
 
 
-def to_yaml(document: dict[str, Any]) -> str:
-    """Plain YAML (tuples written as lists), keys in their given order.
-
-    A value YAML cannot hold (an object passed in code, e.g. a protocol instance in
-    ``env_kwargs``) is written as a string naming its class: the record stays readable
-    and the run is not stopped, but that file does not reload into the same run.
-    """
-    import yaml
-
-    return yaml.safe_dump(_plain(document), sort_keys=False)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return f"<{type(value).__module__}.{type(value).__qualname__} object: not reloadable>"

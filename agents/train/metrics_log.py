@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from deepresearch.agents.jsonl import read_jsonl
+from deepresearch.agents.train.typed_config import to_yaml
 
 ReportTarget = Literal["jsonl", "tensorboard", "wandb"]
 REPORT_TARGETS: tuple[str, ...] = ("jsonl", "tensorboard", "wandb")
@@ -120,8 +121,6 @@ class MetricsLogger:
         run_config: dict[str, Any] | None = None,
     ) -> None:
         check_report_to(report_to)
-        from deepresearch.agents.train.config_file import to_yaml  # config_file -> config -> this module
-
         output_dir.mkdir(parents=True, exist_ok=True)
         config_yaml = to_yaml(run_config) if run_config is not None else None
         self.sinks: list[MetricsSink] = []

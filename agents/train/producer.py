@@ -40,6 +40,7 @@ from deepresearch.agents.grpo.dynamic_sampling import informative, uninformative
 from deepresearch.agents.rollout.engines.base import RolloutEngine
 from deepresearch.agents.rollout.episode import Episode
 from deepresearch.agents.rollout.episode_state import RolloutStats
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.agents.rollout.schedules import collect_rollouts
 from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.agents.train.config import GRPOConfig
@@ -277,4 +278,4 @@ class RolloutProducer:
         rollout_config = replace(config.rollout, seed=seed)
         description = f"step {step + 1}/{config.steps} rollouts" + (f" (refill {round_index})" if round_index else "")
         with self.progress(len(envs), description) as bar:
-            return collect_rollouts(self.engine, envs, resets, group_ids, rollout_config, self.encoder, bar.update)
+            return collect_rollouts(RolloutRequest(self.engine, envs, resets, group_ids, rollout_config, self.encoder, bar.update))

@@ -22,7 +22,6 @@ episodes, plots and checkpoint metadata (``distributed.py``, ``sharding.py``).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,7 +38,7 @@ from deepresearch.agents.grpo.update import UpdatePlan, grpo_update, idle_batch,
 from deepresearch.agents.models.demo_model import default_tiny_model
 from deepresearch.agents.models.loading import engine_weights, load_policy
 from deepresearch.agents.rollout.batch import collate_episodes
-from deepresearch.agents.rollout.engines import RolloutEngine, make_engine, resolve_engine_kind
+from deepresearch.agents.rollout.engines import EngineRequest, RolloutEngine, build_training_engine
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -60,43 +59,6 @@ def make_envs(env_id: str, count: int, kwargs: dict[str, Any]) -> list[Any]:
     import deepresearch  # noqa: F401  (registers our env ids)
 
     return [gym.make(env_id, **kwargs) for _ in range(count)]
-
-
-def build_engine(
-    kind: str,
-    model_path: str,
-    model: Any,
-    tokenizer: Any,
-    device: torch.device,
-    log_file: Path | None,
-    sharded: bool = False,
-    overlapped: bool = False,
-) -> tuple[RolloutEngine, bool]:
-    """The rollout engine and whether it generates with the trainer's own model object.
-
-    The transformers engine shares the live model (no weight sync needed) unless the model
-    is sharded (every forward of a sharded model is a collective, and processes generate
-    different lengths) or rollouts overlap training (``overlapped``): then it loads its own
-    full copy and is synced like vLLM. vLLM loads its own copy (eager on CPU, where graph
-    compilation costs ~30 s and gains little), writes its own output to ``log_file`` (None:
-    the console), and is synced after every update; ``sharded``: one engine per process
-    inside torchrun's group.
-    """
-    if resolve_engine_kind(kind) == "hf":
-        if sharded or overlapped:
-            return make_engine("hf", model_path, tokenizer=tokenizer, device=device), False
-        return make_engine("hf", model, tokenizer=tokenizer), True
-    max_len = min(model.config.get_text_config().max_position_embeddings, 8192)
-    launcher: dict[str, Any] = {}
-    if sharded:
-        # One engine per process inside torchrun's group: vLLM joins that group ("external
-        # launcher") instead of starting its own, which needs it to stay in this process.
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        launcher["distributed_executor_backend"] = "external_launcher"
-    engine = make_engine(
-        "vllm", model_path, tokenizer=tokenizer, max_model_len=max_len, enforce_eager=device.type == "cpu", log_file=log_file, **launcher
-    )
-    return engine, False
 
 
 def _silent(line: str) -> None:
@@ -158,17 +120,17 @@ class GRPOTrainer:
         if engine is not None:
             self.engine, self.engine_shares_model = engine, False
         else:
-            log_file = None if verbose else self.output_dir / "engine.log"
-            self.engine, self.engine_shares_model = build_engine(
-                config.engine,
-                self.model_path,
-                self.model,
-                self.tokenizer,
-                self.device,
-                log_file,
+            request = EngineRequest(
+                model_path=self.model_path,
+                model=self.model,
+                tokenizer=self.tokenizer,
+                device=self.device,
+                log_file=None if verbose else self.output_dir / "engine.log",
                 sharded=self.parallel.is_distributed,
                 overlapped=config.max_staleness > 0,
             )
+            built = build_training_engine(config.engine, request)
+            self.engine, self.engine_shares_model = built.engine, built.shares_model
         self.step = 0
         self.best_eval_reward = float("-inf")
         self._producer: RolloutProducer | None = None

@@ -10,36 +10,77 @@ check of a whole trajectory and answer extraction live in ``deepresearch.rewards
 
 from __future__ import annotations
 
+import copy
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
+from deepresearch.deprecations import warn_once
 from deepresearch.envs.documents import Document
-from deepresearch.envs.tools import PageResult
-from deepresearch.rewards import ProtocolTags, extract_boxed, parse_tool_call
+from deepresearch.envs.tools import PageResult, Tool, get_tool
+from deepresearch.rewards import ProtocolTags, ToolSpec, extract_boxed, parse_tool_call
 from deepresearch.rewards.blocks import blocks, first_block
 
-ActionKind = Literal["search", "browse", "answer", "invalid"]
+ANSWER, INVALID = "answer", "invalid"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Action:
-    """One parsed policy turn. ``error`` explains an ``invalid`` action to the model."""
+    """One parsed policy turn.
 
-    kind: ActionKind
-    queries: tuple[str, ...] = ()
-    urls: tuple[str, ...] = ()
-    answer: str | None = None
-    error: str | None = None
+    ``kind`` is ``"answer"``, ``"invalid"`` (``error`` explains it to the model) or the
+    registered name of the tool to run on ``inputs``; ``called`` is the name the policy
+    wrote for it (a call tag such as ``search``, or a tool-call name such as ``web_search``).
+    """
+
+    kind: str
+    inputs: tuple[str, ...]
+    answer: str | None
+    error: str | None
+    called: str | None
+
+    def __init__(
+        self,
+        kind: str,
+        inputs: Sequence[str] = (),
+        answer: str | None = None,
+        error: str | None = None,
+        called: str | None = None,
+        *,
+        queries: Sequence[str] | None = None,
+        urls: Sequence[str] | None = None,
+    ) -> None:
+        if queries is not None or urls is not None:
+            warn_once("Action(queries=..., urls=...)", "Action(inputs=...)")
+            inputs = tuple(queries or ()) + tuple(urls or ())
+        for name, value in (("kind", kind), ("inputs", tuple(inputs)), ("answer", answer), ("error", error), ("called", called)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def is_tool_call(self) -> bool:
+        return self.kind not in (ANSWER, INVALID)
+
+    @property
+    def queries(self) -> tuple[str, ...]:
+        """Deprecated: what it always was, a search's inputs (empty for any other action)."""
+        warn_once("Action.queries", "Action.inputs")
+        return self.inputs if self.kind == "search" else ()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Deprecated: what it always was, a browse's inputs (empty for any other action)."""
+        warn_once("Action.urls", "Action.inputs")
+        return self.inputs if self.kind == "browse" else ()
 
     def to_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"kind": self.kind}
-        if self.queries:
-            info["queries"] = list(self.queries)
-        if self.urls:
-            info["urls"] = list(self.urls)
-        if self.kind == "answer":
+        if self.called is not None:
+            info["called"] = self.called
+        if self.inputs:
+            info["inputs"] = list(self.inputs)
+        if self.kind == ANSWER:
             info["answer"] = self.answer
         if self.error:
             info["error"] = self.error
@@ -47,22 +88,7 @@ class Action:
 
 
 def invalid(error: str) -> Action:
-    return Action(kind="invalid", error=error)
-
-
-def search_for(query: str) -> Action:
-    query = query.strip()
-    return Action(kind="search", queries=(query,)) if query else invalid("The search query is empty.")
-
-
-def browse_urls(content: str, tag: str) -> Action:
-    """``<browse> url [url ...] </browse>``: whitespace-separated http(s) URLs."""
-    urls = tuple(content.split())
-    if not urls:
-        return invalid(f"Give one or more URLs inside the {tag} tags.")
-    if not all(url.startswith(("http://", "https://")) for url in urls):
-        return invalid("Only http(s) URLs can be browsed.")
-    return Action(kind="browse", urls=urls)
+    return Action(kind=INVALID, error=error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +144,17 @@ class Protocol(ABC):
     Everything that follows from the vocabulary (stop strings, turn parsing, the
     well-formed turns a scripted policy writes, the observation blocks) is derived
     here, so a new protocol is a ``ProtocolTags`` value, a prompt and a result layout.
+
+    Tools come from the registry (``deepresearch.envs.register_tool``). A tag protocol
+    runs ``search`` for its call tag and ``browse`` for its browse tag; a tool-calling
+    protocol (``tags.tools`` set) offers registered tools by name: ``tool_specs`` says how
+    it presents the ones it knows (``tool_call`` shows ``search`` as ``web_search``), any
+    other is shown by its own ``Tool.spec``, and ``with_tools`` picks which it offers.
     """
 
     tags: ClassVar[ProtocolTags]
+    # Tool-calling protocols: registered tool name -> the spec the model sees it as (name, argument, wording).
+    tool_specs: ClassVar[Mapping[str, ToolSpec]] = {}
     # The reward preset used when an env is made without ``reward=`` (see ``deepresearch.rewards``).
     default_reward: ClassVar[str] = "f1"
     # The chat role of the env's text: "assistant" means it continues the model's turn
@@ -167,38 +201,81 @@ class Protocol(ABC):
         kinds = "a tool call" if self.tags.uses_tools else "a search query"
         return f"Write {kinds} inside the {self.tags.call} tags or the final answer inside the {self.tags.answer} tags."
 
+    def tool_names(self) -> dict[str, str]:
+        """What the policy writes -> the registered tool it runs: each call tag (tag protocols) or tool-call name."""
+        if not self.tags.uses_tools:
+            names = {self.tags.call: "search"}
+            if self.tags.browse:
+                names[self.tags.browse] = "browse"
+            return names
+        registered_as = {spec.name: name for name, spec in self.tool_specs.items()}
+        return {spec.name: registered_as.get(spec.name, spec.name) for spec in self.tags.tools}
+
+    def tool(self, called: str) -> Tool:
+        """The registered tool behind a name the policy wrote (a ValueError for one this protocol does not offer)."""
+        names = self.tool_names()
+        if called not in names:
+            raise ValueError(f"protocol {self.name!r} offers no tool called {called!r}; it offers {sorted(names)}")
+        return get_tool(names[called])
+
+    def with_tools(self, names: Sequence[str]) -> Protocol:
+        """A copy offering the registered tools ``names``, in that order (tool-calling protocols).
+
+        Each is presented by this protocol's ``tool_specs`` when it has one, else by the tool's
+        own ``spec``; the first that ``counts_as_search`` is the one the rewards count as a search.
+        A tag protocol writes its tools as tags, so it accepts only the ones it already runs.
+        """
+        names = list(names)
+        offered = sorted(set(self.tool_names().values()))
+        if not self.tags.uses_tools:
+            if sorted(set(names)) != offered:
+                raise ValueError(
+                    f"protocol {self.name!r} writes its tools as tags ({offered}); offer {names} "
+                    "with a tool-calling protocol (tool_call, deepresearcher)"
+                )
+            return self
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"tools must be distinct registered names, at least one; got {names}")
+        tools = [get_tool(name) for name in names]
+        specs = tuple(self.tool_specs.get(tool.name, tool.spec) for tool in tools)
+        search = next((spec.name for spec, tool in zip(specs, tools) if tool.counts_as_search), None)
+        chosen = copy.copy(self)
+        chosen.tags = replace(self.tags, tools=specs, search_tool=search)
+        return chosen
+
     def parse(self, text: str) -> Action:
         """Parse one policy turn; never raises: malformed text becomes ``invalid``."""
         match = first_complete_tag(text, self.tags.action_tags)
         if match is None:
             tag = unclosed_tag(text, self.tags.action_tags)
             return invalid(f"The {tag} tag was opened but never closed." if tag else self.action_hint)
-        tags = self.tags
-        if match.tag == tags.answer:
+        if match.tag == self.tags.answer:
             return self.answer_from(match.content)
-        if match.tag == tags.browse:
-            return browse_urls(match.content, tags.browse)
-        if tags.uses_tools:
+        if self.tags.uses_tools:
             return self.action_from_tool_call(match.content)
-        return search_for(match.content)
+        tool = self.tool(match.tag)
+        try:
+            inputs = tool.inputs_from_text(match.content, match.tag)
+        except ValueError as error:
+            return invalid(str(error))
+        return Action(kind=tool.name, inputs=inputs, called=match.tag)
 
     def answer_from(self, content: str) -> Action:
         """The answer action for an answer block's content (``\\boxed{}`` required when the tags say so)."""
         if not self.tags.boxed_answer:
-            return Action(kind="answer", answer=content.strip())
+            return Action(kind=ANSWER, answer=content.strip())
         answer = extract_boxed(content)
         if answer is None:
-            return Action(kind="answer", answer=None, error="The answer has no \\boxed{}.")
-        return Action(kind="answer", answer=answer)
+            return Action(kind=ANSWER, answer=None, error="The answer has no \\boxed{}.")
+        return Action(kind=ANSWER, answer=answer)
 
     def action_from_tool_call(self, payload: str) -> Action:
         """The reward's own tool-call parser, so the env and the format check never disagree."""
         try:
-            tool, inputs = parse_tool_call(payload, self.tags)
+            spec, inputs = parse_tool_call(payload, self.tags)
         except ValueError as error:
             return invalid(f"Invalid tool call: {error}.")
-        items = tuple(item.strip() for item in inputs)
-        return Action(kind="browse", urls=items) if tool.takes_urls else Action(kind="search", queries=items)
+        return Action(kind=self.tool(spec.name).name, inputs=tuple(item.strip() for item in inputs), called=spec.name)
 
     def search_action(self, query: str) -> str:
         """The text of a well-formed search turn (the inverse of ``parse``; used by scripted policies)."""

@@ -30,9 +30,19 @@ from typing import Sequence
 from deepresearch.envs.documents import Document
 from deepresearch.envs.protocols.base import Prompt, Protocol
 from deepresearch.envs.protocols.prompting import PromptTemplate, optional_template
-from deepresearch.envs.protocols.tool_call import tool_schema
+from deepresearch.envs.protocols.tool_call import offered_schemas
 from deepresearch.envs.tools import PageResult
 from deepresearch.rewards import ProtocolTags, ToolSpec
+
+# DeepResearcher's names and argument shapes for the built-in tools (registered as ``search`` and ``browse``).
+TOOL_SPECS = {
+    "search": ToolSpec("web_search", "query", list_only=True,
+                       description="Search the web; returns the top pages for each query with their title, URL and a short summary.",
+                       argument_description="The queries to search for."),
+    "browse": ToolSpec("browse_webpage", "url_list", takes_urls=True, list_only=True,
+                       description="Read pages from the search results and return what they say about the question.",
+                       argument_description="URLs that appeared in the search results."),
+}
 
 TAGS = ProtocolTags(
     name="deepresearcher",
@@ -40,21 +50,14 @@ TAGS = ProtocolTags(
     call="tool_call",
     observation="tool_response",
     answer="answer",
-    tools=(
-        ToolSpec("web_search", "query", list_only=True,
-                 description="Search the web; returns the top pages for each query with their title, URL and a short summary.",
-                 argument_description="The queries to search for."),
-        ToolSpec("browse_webpage", "url_list", takes_urls=True, list_only=True,
-                 description="Read pages from the search results and return what they say about the question.",
-                 argument_description="URLs that appeared in the search results."),
-    ),
+    tools=tuple(TOOL_SPECS.values()),
     search_tool="web_search",
 )
 
 
-def instructions(browse: bool) -> str:
-    """Our system prompt, listing the browsing tool only where pages can be read."""
-    tools = [tool_schema(tool) for tool in TAGS.tools if browse or not tool.takes_urls]
+def instructions(tags: ProtocolTags, browse: bool) -> str:
+    """Our system prompt, listing the protocol's tools (browsing only where pages can be read)."""
+    tools = offered_schemas(tags, browse)
     return (
         "You are a research assistant. The question needs research before it can be answered: plan, search "
         "the web and read what you find.\n\nEvery reply takes one of two forms. Either think, then call one tool:\n"
@@ -69,6 +72,7 @@ def instructions(browse: bool) -> str:
 
 class DeepResearcherProtocol(Protocol):
     tags = TAGS
+    tool_specs = TOOL_SPECS
     default_reward = "deepresearcher"
     observation_role = "tool"
     observation_prefix = "<|im_end|>\n<|im_start|>user\n<tool_response>\n"
@@ -80,7 +84,7 @@ class DeepResearcherProtocol(Protocol):
     def build_prompt(self, question: str, browse: bool = False) -> Prompt:
         if self.prompt_template is not None:
             return self.prompt_template.render(question)
-        system = instructions(browse)
+        system = instructions(self.tags, browse)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
         return Prompt(text=f"{system}\n\nQuestion: {question}\n", messages=messages)
 

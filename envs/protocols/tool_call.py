@@ -1,11 +1,12 @@
-"""Our Qwen-style tool-calling protocol: ``web_search`` and ``web_browse``.
+"""Our Qwen-style tool-calling protocol: ``web_search`` and ``web_browse``, or any registered tools.
 
 The model writes ``<tool_call>{"name": "web_search", "arguments": {"query": [..]}}</tool_call>``
 (or ``web_browse`` with ``"url"``); results come back in a tool turn, shown in
 text form as ``<tool_response>…</tool_response>``. The final answer goes in
 ``<answer>…</answer>``. DeepResearcher's own tool names, argument shapes and framing
 are the ``deepresearcher`` protocol; this one's default reward is our
-``deepresearcher_strict``.
+``deepresearcher_strict``. ``with_tools`` (``gym.make(..., tools=[...])``) offers other
+registered tools beside (or instead of) the built-in two, each listed by its schema.
 """
 
 from __future__ import annotations
@@ -17,18 +18,21 @@ from deepresearch.envs.documents import Document
 from deepresearch.envs.protocols.base import Prompt, Protocol
 from deepresearch.rewards import ProtocolTags, ToolSpec
 
+# How this protocol shows the built-in tools (registered as ``search`` and ``browse``).
+TOOL_SPECS = {
+    "search": ToolSpec("web_search", "query", description="Search for information; returns the top results for each query.",
+                       argument_description="One or more queries."),
+    "browse": ToolSpec("web_browse", "url", takes_urls=True, description="Read web pages and return the passages relevant to the question.",
+                       argument_description="URLs seen in search results."),
+}
+
 TAGS = ProtocolTags(
     name="tool_call",
     think="think",
     call="tool_call",
     observation="tool_response",
     answer="answer",
-    tools=(
-        ToolSpec("web_search", "query", description="Search for information; returns the top results for each query.",
-                 argument_description="One or more queries."),
-        ToolSpec("web_browse", "url", takes_urls=True, description="Read web pages and return the passages relevant to the question.",
-                 argument_description="URLs seen in search results."),
-    ),
+    tools=tuple(TOOL_SPECS.values()),
     search_tool="web_search",
 )
 
@@ -40,9 +44,14 @@ def tool_schema(tool: ToolSpec) -> dict[str, Any]:
     return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": parameters}}
 
 
-def instructions(browse: bool) -> str:
-    """The system prompt, listing browsing tools only where pages can be read."""
-    tools = [tool_schema(tool) for tool in TAGS.tools if browse or not tool.takes_urls]
+def offered_schemas(tags: ProtocolTags, browse: bool) -> list[dict[str, Any]]:
+    """The function schemas a prompt lists: every tool of ``tags``, browsing ones only where pages can be read."""
+    return [tool_schema(tool) for tool in tags.tools if browse or not tool.takes_urls]
+
+
+def instructions(tags: ProtocolTags, browse: bool) -> str:
+    """The system prompt, listing the protocol's tools."""
+    tools = offered_schemas(tags, browse)
     return (
         "You answer questions by searching and reading. Think inside <think> </think>. You can call "
         "these tools:\n<tools>\n"
@@ -60,13 +69,14 @@ def format_document(index: int, document: Document) -> str:
 
 class ToolCallProtocol(Protocol):
     tags = TAGS
+    tool_specs = TOOL_SPECS
     default_reward = "deepresearcher_strict"
     observation_role = "tool"
     observation_prefix = "\n<tool_response>\n"
     observation_suffix = "\n</tool_response>\n"
 
     def build_prompt(self, question: str, browse: bool = False) -> Prompt:
-        system = instructions(browse)
+        system = instructions(self.tags, browse)
         text = f"{system}\n\nQuestion: {question}\n"
         messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
         return Prompt(text=text, messages=messages)

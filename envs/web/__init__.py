@@ -5,16 +5,20 @@ Importing this package is cheap: ``requests``, ``trafilatura``, ``bs4`` and
 is parsed or a Redis store is opened.
 """
 
-from deepresearch.envs.web.backend import WebBackend, WebClient, WebEpisode
-from deepresearch.envs.web.budget import DEFAULT_PRICES_USD, BudgetLimits, Ledger
+from deepresearch.envs.deadline import Deadline, DeadlineExceeded
+from deepresearch.envs.web.accounting.budget import DEFAULT_PRICES_USD, BudgetLimits, Ledger
+from deepresearch.envs.web.accounting.metrics import WebStats
+from deepresearch.envs.web.backend.clients import WebClient, WebEpisode
+from deepresearch.envs.web.backend.web_backend import WebBackend
 from deepresearch.envs.web.build import make_web_backend
-from deepresearch.envs.web.cache import WebCache, default_cache_path
 from deepresearch.envs.web.config import WebConfig
-from deepresearch.envs.web.deadline import Deadline, DeadlineExceeded
-from deepresearch.envs.web.fetch import FetchConfig, FetchedPage, FetchError, PageFetcher
-from deepresearch.envs.web.llm_reader import LLMReader, LLMReaderConfig
-from deepresearch.envs.web.metrics import WebStats
-from deepresearch.envs.web.providers import (
+from deepresearch.envs.web.net.ratelimit import TokenBucket
+from deepresearch.envs.web.net.retry import RetryPolicy, parse_retry_after
+from deepresearch.envs.web.pages.fetch import FetchConfig, FetchedPage, FetchError, PageFetcher
+from deepresearch.envs.web.pages.llm_reader import LLMReader, LLMReaderConfig
+from deepresearch.envs.web.pages.reading import ReadingConfig, select_passages, split_chunks
+from deepresearch.envs.web.pages.safety import UnsafeUrlError, UrlPolicy, redact
+from deepresearch.envs.web.providers.search_apis import (
     PROVIDERS,
     BraveProvider,
     ProviderError,
@@ -24,12 +28,9 @@ from deepresearch.envs.web.providers import (
     TavilyProvider,
     make_provider,
 )
-from deepresearch.envs.web.ratelimit import TokenBucket
-from deepresearch.envs.web.reading import ReadingConfig, select_passages, split_chunks
-from deepresearch.envs.web.retry import RetryPolicy, parse_retry_after
-from deepresearch.envs.web.safety import UnsafeUrlError, UrlPolicy, redact
-from deepresearch.envs.web.snapshot import WEB_MODES, Snapshot
-from deepresearch.envs.web.store import WebStore, open_store
+from deepresearch.envs.web.snapshots.snapshot import WEB_MODES, Snapshot
+from deepresearch.envs.web.storage.cache import WebCache, default_cache_path
+from deepresearch.envs.web.storage.store import WebStore, open_store
 
 __all__ = [
     "DEFAULT_PRICES_USD",

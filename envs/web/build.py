@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from deepresearch.envs.web.backend import WebBackend
-from deepresearch.envs.web.cache import WebCache, default_cache_path
+from deepresearch.envs.web.backend.web_backend import WebBackend
 from deepresearch.envs.web.config import WebConfig
-from deepresearch.envs.web.fetch import PageFetcher
-from deepresearch.envs.web.providers import make_provider, provider_name
-from deepresearch.envs.web.safety import UrlPolicy
-from deepresearch.envs.web.snapshot import Snapshot
+from deepresearch.envs.web.pages.fetch import PageFetcher
+from deepresearch.envs.web.pages.safety import UrlPolicy
+from deepresearch.envs.web.providers.search_apis import make_provider, provider_name
+from deepresearch.envs.web.snapshots.snapshot import Snapshot
+from deepresearch.envs.web.storage.cache import WebCache, default_cache_path
 
 
 def make_web_backend(config: WebConfig | None = None, **overrides) -> WebBackend:

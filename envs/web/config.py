@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, Mapping
 
-from deepresearch.envs.web.budget import BudgetLimits, price_table
-from deepresearch.envs.web.cache import DEFAULT_CACHE_MAX_BYTES
-from deepresearch.envs.web.deadline import DEFAULT_DEADLINE_S
-from deepresearch.envs.web.fetch import FetchConfig
-from deepresearch.envs.web.llm_reader import LLMReaderConfig
-from deepresearch.envs.web.reading import ReadingConfig
-from deepresearch.envs.web.retry import RetryPolicy
-from deepresearch.envs.web.snapshot import DEFAULT_SNAPSHOT_MAX_BYTES, WEB_MODES
+from deepresearch.deprecations import warn_once
+from deepresearch.envs.deadline import DEFAULT_DEADLINE_S
+from deepresearch.envs.web.accounting.budget import BudgetLimits, price_table
+from deepresearch.envs.web.net.retry import RetryPolicy
+from deepresearch.envs.web.pages.fetch import FetchConfig
+from deepresearch.envs.web.pages.llm_reader import LLMReaderConfig
+from deepresearch.envs.web.pages.reading import ReadingConfig
+from deepresearch.envs.web.snapshots.snapshot import DEFAULT_SNAPSHOT_MAX_BYTES, WEB_MODES
+from deepresearch.envs.web.storage.cache import DEFAULT_CACHE_MAX_BYTES
 
 # Nested settings that may arrive as plain dicts (``--env-kwargs`` JSON) and are built here.
 _NESTED = {"retry": RetryPolicy, "fetch": FetchConfig, "reading": ReadingConfig, "reader": LLMReaderConfig}
@@ -22,7 +23,9 @@ _NESTED = {"retry": RetryPolicy, "fetch": FetchConfig, "reading": ReadingConfig,
 class WebConfig:
     provider: str | None = None  # serper | searxng | brave | tavily; default $DEEPRESEARCH_SEARCH_PROVIDER
     provider_base_url: str | None = None  # override, e.g. a local test server or a proxy
-    top_k: int = 10  # the most results asked of the provider per query
+    # A cap on results per query for every env of this backend; None: as many as the env's top_k asks (up to
+    # the provider's own ``max_k``, 20). An env whose top_k is above either cap is an error at gym.make.
+    max_results: int | None = None
     search_timeout_s: tuple[float, float] = (5.0, 15.0)  # one attempt's (connect, read) timeouts
     # One total deadline per search / browse call, counted from the env step's start: queueing, rate
     # limiting, retries, backoff, redirects and extraction all come out of it.
@@ -53,8 +56,13 @@ class WebConfig:
     allowlist: tuple[str, ...] = ()  # hosts or IP networks that may be browsed although not public
     browse_only_seen_urls: bool = False  # refuse URLs no earlier search (this episode) returned
     max_workers: int = 128  # threads shared by every env of this backend (they wait on the network, not the CPU)
+    # Deprecated name of max_results (it read like the env's top_k, which it silently capped).
+    top_k: InitVar[int | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, top_k: int | None) -> None:
+        if top_k is not None:
+            warn_once("WebConfig(top_k=...)", "WebConfig(max_results=...) (the env's own top_k sets how many results it shows)", stacklevel=4)
+            object.__setattr__(self, "max_results", top_k)
         for name, cls in _NESTED.items():
             value = getattr(self, name)
             if isinstance(value, Mapping):
@@ -64,8 +72,8 @@ class WebConfig:
         if isinstance(self.allowlist, str):
             raise ValueError("allowlist must be a tuple of hosts/networks, not a string")
         object.__setattr__(self, "allowlist", tuple(self.allowlist))
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.max_results is not None and self.max_results < 1:
+            raise ValueError(f"max_results must be >= 1 (or None), got {self.max_results}")
         if self.max_workers < 1:
             raise ValueError(f"max_workers must be >= 1, got {self.max_workers}")
         if len(self.search_timeout_s) != 2 or any(t <= 0 for t in self.search_timeout_s):
@@ -93,4 +101,4 @@ class WebConfig:
 
     def public_settings(self) -> dict[str, Any]:
         """What a snapshot records about how a result was obtained (no URLs that could carry a secret)."""
-        return {"top_k": self.top_k, "max_bytes": self.fetch.max_bytes, "user_agent": self.fetch.user_agent}
+        return {"max_results": self.max_results, "max_bytes": self.fetch.max_bytes, "user_agent": self.fetch.user_agent}

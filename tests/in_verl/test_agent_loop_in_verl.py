@@ -31,6 +31,7 @@ from verl_harness import WORKER_ENV, example_agent_loop, tiny_model_path, write_
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, make_engine, run_rollouts  # noqa: E402
 from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids  # noqa: E402
+from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.envs import end_episode_early  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -154,7 +155,7 @@ def test_a_greedy_rollout_through_verl_equals_our_engine_token_for_token(verl_ro
         info = row["extra_info"]
         env = gym.make("DeepResearch-Wiki-v0", **ENV_KWARGS)
         reset = {"options": {"id": info["id"], "question": info["question"], "golden_answers": list(info["golden_answers"])}}
-        (ours,), _ = run_rollouts(engine, [env], [reset], [0], config, encoder)
+        (ours,), _ = run_rollouts(RolloutRequest(engine, [env], [reset], [0], config, encoder))
         assert row["prompt_ids"] == ours.prompt_ids
         assert row["response_ids"] == ours.response_ids
         assert row["response_mask"] == ours.loss_mask

@@ -56,6 +56,21 @@ class SamplingConfig:
         return self.temperature == 0
 
 
+class SamplingKnobs(Protocol):
+    """The sampling settings a run configures once (``RolloutConfig``, the contamination filter's ``FilterConfig``)."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+
+
+def sampling_request(knobs: SamplingKnobs, max_new_tokens: int, stop: tuple[str, ...] = (), seed: int | None = None) -> SamplingConfig:
+    """The one place a run's sampling settings become an engine call's ``SamplingConfig``."""
+    return SamplingConfig(
+        max_new_tokens=max_new_tokens, temperature=knobs.temperature, top_p=knobs.top_p, top_k=knobs.top_k, stop=stop, seed=seed
+    )
+
+
 @dataclass
 class Generation:
     """One completion: the sampled ids exactly as sampled, one logprob per id."""

@@ -1,0 +1,1 @@
+"""What the web costs: budgets on calls and money, and the counters evaluations and training logs read."""

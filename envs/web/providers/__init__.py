@@ -1,0 +1,1 @@
+"""Search providers (Serper, SearxNG, Brave, Tavily) and the checks their results pass before use."""
