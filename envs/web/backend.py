@@ -243,7 +243,7 @@ class WebBackend:
         try:
             documents = self.provider.search_one(query, k, deadline)
         except ProviderError as error:  # already redacted and logged (rate-limited) by the provider
-            self._refund(client, price)
+            self._refund(client, price, search=True)
             add_to_all(stats, provider_failures=1)
             self._record(key, failure_value(str(error)), meta)
             return [failure_document(str(error))]
@@ -253,9 +253,10 @@ class WebBackend:
         self._record(key, value, meta)
         return documents
 
-    def _refund(self, client: WebClient, price: float) -> None:
-        self.budget.refund(price)
-        client.ledger.refund(price)
+    def _refund(self, client: WebClient, price: float, search: bool = False) -> None:
+        """A failed call costs nothing and does not count against the call caps."""
+        self.budget.unreserve(price, search)
+        client.ledger.unreserve(price, search)
 
     # ------------------------------------------------------------------ browse
     def browse(self, urls: list[str], question: str, query: str | None, client: WebClient | None = None) -> list[PageResult]:
