@@ -149,7 +149,7 @@ def checked_forms(address: IPAddress) -> list[IPAddress]:
     embedded = address.sixtofour
     if embedded is None and address in NAT64_PREFIX:
         embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return [address] if embedded is None else [address, embedded]
+    return [address] if embedded is None else [embedded, address]  # the embedded one first: its reason is the telling one
 
 
 def is_public(address: IPAddress) -> bool:
