@@ -168,7 +168,7 @@ class SearchEnv(gym.Env[str, str]):
         # Env text may echo the action (a query, a URL) and pages may carry lone surrogates:
         # what the env writes is always encodable, or ``obs.encode()`` and the tokenizer raise.
         observation = encodable(observation)
-        messages = [{**message, "content": encodable(message["content"])} for message in messages]
+        messages = [{**m, "content": encodable(m["content"])} if isinstance(m.get("content"), str) else m for m in messages]
         self._transcript.append(observation, "env")
         info = self._info()
         info["action"] = parsed.to_info()

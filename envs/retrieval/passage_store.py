@@ -115,7 +115,7 @@ class PassageStore:
             return corpus_passage(raw.strip())
         except ValueError as error:
             line = line_at(self.corpus_path, start)
-            raise ValueError(f"{self.corpus_path}:{line}: passage {position} is unreadable ({error})") from None
+            raise ValueError(f"{self.corpus_path}:{line}: {error} (passage {position} of the index)") from None
 
     def texts(self, start: int, stop: int) -> list[Document]:
         """Passages ``start`` to ``stop`` (exclusive), read with one sequential read."""
