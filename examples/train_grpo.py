@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from deepresearch.agents import GRPOTrainer, PolicyLossConfig, UpdateConfig, default_tiny_model, plot_run, read_metrics
+from deepresearch.agents import GRPOTrainer, PolicyLossConfig, TrainingInterrupted, UpdateConfig, default_tiny_model, plot_run, read_metrics
 from deepresearch.agents.grpo.aggregation import LOSS_AGGREGATIONS
 from deepresearch.agents.grpo.policy_losses import POLICY_LOSSES
 from deepresearch.agents.rollout.engines import ENGINES
@@ -145,8 +145,13 @@ def main() -> None:
     )
     trainer = GRPOTrainer(config, verbose=args.verbose)
     started = time.perf_counter()
-    trainer.train()
-    trainer.close()
+    try:
+        trainer.train()
+    except TrainingInterrupted as stopped:  # Ctrl-C / SIGTERM: the last step is checkpointed
+        print(stopped)
+        raise SystemExit(stopped.exit_code) from None
+    finally:
+        trainer.close()
     if not trainer.parallel.is_main:  # under torchrun, rank 0 reports
         return
     records = read_metrics(output_dir / "metrics.jsonl")

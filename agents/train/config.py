@@ -20,6 +20,7 @@ from deepresearch.agents.grpo.update import UpdateConfig
 from deepresearch.agents.rollout.engines.factory import resolve_engine_name
 from deepresearch.agents.rollout.episode_state import RolloutConfig
 from deepresearch.agents.train.distributed import DistributedConfig
+from deepresearch.agents.train.health import HealthConfig
 from deepresearch.agents.train.metrics_log import check_report_to
 from deepresearch.agents.train.typed_config import build_dataclass
 
@@ -83,6 +84,8 @@ class GRPOConfig:
     lora_alpha: int = 32
     # Sharding when launched by torchrun with several processes (FSDP2).
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    # When repeated faults stop the run, and the collapse signals it warns about.
+    health: HealthConfig = field(default_factory=HealthConfig)
     # Experiment trackers: any of "jsonl" (OUTPUT/metrics.jsonl, read by plots), "tensorboard", "wandb".
     report_to: tuple[str, ...] = ("jsonl", "tensorboard")
     # Bookkeeping

@@ -11,6 +11,12 @@ versions ahead in its own thread while the update runs. Held-out evaluation and
 atomic checkpoints every N steps; ``resume`` restores model, optimizer, scheduler,
 RNG and the exact data position.
 
+Faults cost at most the step in flight (``health.py``, ``stop_signals.py``): an
+update with a NaN/inf gradient is skipped, episodes the engine or a tool failed are
+dropped and counted, and either stops the run with ``TrainingHalted`` when it repeats;
+collapse signals set ``health/*`` flags and log a warning; SIGTERM/SIGINT finish the
+step in flight, checkpoint it and raise ``TrainingInterrupted``.
+
 Launched by ``torchrun`` with several processes it trains data-parallel: the policy
 (and reference) are sharded with FSDP2, each process runs its own block of the step's
 questions (whole groups) on its own engine, the processes agree on the update's plan
@@ -44,10 +50,12 @@ from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, save_checkpoint
 from deepresearch.agents.train.config import GRPOConfig
 from deepresearch.agents.train.distributed import Parallel, reduce_metrics, update_reduction
+from deepresearch.agents.train.health import RunHealth, TrainingHalted
 from deepresearch.agents.train.metrics_log import MetricsLogger, console_line
 from deepresearch.agents.train.producer import ProducedBatch, RolloutProducer
 from deepresearch.agents.train.sampler import QuestionSampler
 from deepresearch.agents.train.sharding import check_same_weights, shard_model
+from deepresearch.agents.train.stop_signals import StopSignals, TrainingInterrupted
 from deepresearch.agents.trajectories import episode_record
 from deepresearch.envs import question_count
 
@@ -132,6 +140,8 @@ class GRPOTrainer:
             built = build_training_engine(config.engine, request)
             self.engine, self.engine_shares_model = built.engine, built.shares_model
         self.step = 0
+        self.health = RunHealth(config.health)
+        self._drop_reasons: list[str] = []
         self.best_eval_reward = float("-inf")
         self._producer: RolloutProducer | None = None
         if config.resume:
@@ -150,24 +160,45 @@ class GRPOTrainer:
         logger = MetricsLogger(self.output_dir, self.step if self.config.resume else None, report_to, self.config.to_dict())
         history = []
         try:
-            if self.step == 0 and self.config.eval_every > 0:
-                logger.log(0, self.evaluate())
-            while self.step < self.config.steps:
-                metrics = self.train_step()
-                self.step += 1
-                if self.config.eval_every > 0 and self.step % self.config.eval_every == 0:
-                    metrics.update(self.evaluate())
-                    self._export_if_best(metrics["eval/reward"])
-                if self.config.save_every > 0 and (self.step % self.config.save_every == 0 or self.step == self.config.steps):
-                    self.save()
-                logger.log(self.step, metrics)
-                history.append(metrics)
-                self.log(console_line(self.step, metrics, CONSOLE_KEYS))
+            with StopSignals() as signals:
+                if self.step == 0 and self.config.eval_every > 0:
+                    logger.log(0, self.evaluate())
+                while self.step < self.config.steps:
+                    metrics = self.train_step()
+                    self.step += 1
+                    report = self.health.check(self.step, metrics, self._drop_reasons)
+                    metrics.update(report.flags)
+                    for line in report.lines:
+                        self.log(line)
+                    if not report.halt and self.config.eval_every > 0 and self.step % self.config.eval_every == 0:
+                        metrics.update(self.evaluate())
+                        self._export_if_best(metrics["eval/reward"])
+                    due = self.config.save_every > 0 and (self.step % self.config.save_every == 0 or self.step == self.config.steps)
+                    checkpoint = self.save() if due else None
+                    # Asked after the checkpoint: a signal that came during its write is seen now.
+                    stop = None if report.halt else self._stop_signal(signals)
+                    if stop and checkpoint is None:
+                        checkpoint = self.save()
+                    logger.log(self.step, metrics)
+                    history.append(metrics)
+                    self.log(console_line(self.step, metrics, CONSOLE_KEYS))
+                    if report.halt:
+                        raise TrainingHalted(report.halt)
+                    if stop and self.step < self.config.steps:
+                        raise TrainingInterrupted(stop, self.step, checkpoint)
         finally:
             self.close_producer()
             logger.close()
         export_hf_model(self.model, self.tokenizer, self.output_dir / "final_model", self.parallel)
         return history
+
+    def _stop_signal(self, signals: StopSignals) -> str | None:
+        """The signal that asked this run to stop, agreed by every process (any one's counts)."""
+        received = signals.received
+        if self.parallel.is_distributed:
+            names = [name for name in self.parallel.all_gather_objects(received) if name]
+            received = names[0] if names else None
+        return received
 
     def _export_if_best(self, reward: float) -> None:
         """``OUTPUT/best_model``: a plain HF model of the best held-out reward so far."""
@@ -209,6 +240,7 @@ class GRPOTrainer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         produced = self.producer.next_batch(self.step)
+        self._drop_reasons = produced.stats.drop_reasons
         timings["time/rollout"] = time.perf_counter() - started
         metrics = self._rollout_metrics(produced)
         self._write_episodes(f"step_{self.step + 1:07d}", produced.episodes[: config.episodes_to_log])
@@ -270,7 +302,8 @@ class GRPOTrainer:
             )
         weights = {name: float(local_tokens) for name in update if name.startswith("importance/")}
         metrics.update(reduce_metrics(self.parallel, update, weights, rule=update_reduction))
-        self.scheduler.step()
+        if update["optimizer_steps"] > 0:  # an update skipped for a NaN/inf gradient leaves the schedule too
+            self.scheduler.step()
         return True
 
     def evaluate(self) -> dict[str, float]:
