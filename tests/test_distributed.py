@@ -263,10 +263,9 @@ def test_kill_9_of_one_rank_then_resume_loses_at_most_the_step_in_flight(tmp_pat
 def test_each_rank_syncs_its_vllm_engine_from_the_sharded_policy(tmp_path: Path) -> None:
     """vLLM-CPU per rank inside torchrun's group: after ``sync_engine`` the engine samples
     from the changed sharded policy (its logprobs match the policy's), before it does not."""
-    from deepresearch.agents.rollout.engines.vllm import vllm_available
+    from agents_helpers import skip_without_vllm
 
-    if not vllm_available():
-        pytest.skip("vllm is not importable here")
+    skip_without_vllm()
     config = GRPOConfig(**{**RUN, "engine": "vllm"}, steps=1, output_dir=str(tmp_path))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts", "0"]
     command += [str(WORKER), json.dumps(config.to_dict()), "sync-check"]
