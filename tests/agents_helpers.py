@@ -88,12 +88,20 @@ class HalfRightEngine(FixedOutputEngine):
 
     A GRPO group's copies share one prompt, so each group of two gets mixed rewards (1.0
     and e.g. ReSearch's 0.1) and a non-zero advantage whatever order or batches its
-    requests arrive in (both rollout schedules); logprobs come from the real model.
+    requests arrive in (both rollout schedules); logprobs come from the real model, and
+    from the trainer's weights once synced (as vLLM's do), so rollouts of an older policy
+    version carry that version's logprobs.
     """
 
     def __init__(self, model: Any, tokenizer: Any, golds_by_question: dict[str, str], protocol: Any) -> None:
         self.model, self.tokenizer, self.golds, self.protocol = model, tokenizer, golds_by_question, protocol
         self.asked: dict[tuple[int, ...], int] = {}
+
+    def sync_weights(self, named_tensors) -> None:
+        state = self.model.state_dict()
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                state[name].copy_(tensor)
 
     def generate(self, prompts, sampling):
         outputs = []
