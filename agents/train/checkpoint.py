@@ -2,8 +2,9 @@
 
 A checkpoint is ``checkpoint-<step>/`` holding ``state/`` (model and optimizer in DCP's
 format: each rank writes its own shards, plus one metadata file), ``trainer_state.pt``
-(step, scheduler, data position, config), one ``rng-rank<r>.pt`` per rank, and
-``COMPLETE``. DCP saves tensors with their global shapes, so a checkpoint written by N
+(step, scheduler, data position, config), one ``rng-rank<r>.pt`` and one
+``rank-state-rank<r>.pt`` (what that rank's rollout producer generated ahead) per rank,
+and ``COMPLETE``. DCP saves tensors with their global shapes, so a checkpoint written by N
 processes loads into M (2 -> 1, 1 -> 2, ...): each rank reads the slices it owns. Only
 trainable parameters are saved (frozen ones, e.g. a LoRA base, come from ``config.model``).
 
@@ -78,8 +79,10 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     parallel: Parallel,
     keep: int = 2,
+    rank_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``root/checkpoint-<step>`` atomically (every rank calls this); keep the newest ``keep``."""
+    """Write ``root/checkpoint-<step>`` atomically (every rank calls this); keep the newest ``keep``.
+    ``rank_state``: this rank's own state, read back by ``load_rank_state`` at the same world size."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import get_state_dict
@@ -97,6 +100,7 @@ def save_checkpoint(
             state = {"model": model_state, "optimizer": optimizer_state}
             dcp.save(state, checkpoint_id=str(staging / STATE_DIR), no_dist=not parallel.is_distributed)
         torch.save(rng_state(), staging / f"rng-rank{parallel.rank}.pt")
+        torch.save(rank_state or {}, staging / f"rank-state-rank{parallel.rank}.pt")
         if parallel.is_main:
             torch.save(trainer_state, staging / "trainer_state.pt")
             (staging / "meta.json").write_text(json.dumps({"step": step, "world_size": parallel.world_size}))
@@ -150,6 +154,16 @@ def load_checkpoint(checkpoint: Path, model: torch.nn.Module, optimizer: torch.o
     # A rank the saving run did not have (1 -> 2) continues from rank 0's generator state.
     restore_rng_state(torch.load(own_rng if own_rng.is_file() else checkpoint / "rng-rank0.pt", weights_only=False))
     return load_trainer_state(checkpoint)
+
+
+def load_rank_state(checkpoint: Path, parallel: Parallel) -> dict[str, Any] | None:
+    """This rank's ``rank_state``, or None when the checkpoint was written at another world
+    size (its ranks' states do not map onto this run's) or holds none."""
+    meta = json.loads((checkpoint / "meta.json").read_text())
+    path = checkpoint / f"rank-state-rank{parallel.rank}.pt"
+    if meta["world_size"] != parallel.world_size or not path.is_file():
+        return None
+    return torch.load(path, weights_only=False) or None
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ producer generates each batch on demand with the newest weights (wake engine,
 roll out, sleep; sync after the update); with ``k > 0`` it generates up to ``k``
 versions ahead in its own thread while the update runs. Held-out evaluation and
 atomic checkpoints every N steps; ``resume`` restores model, optimizer, scheduler,
-RNG and the exact data position.
+RNG, the exact data position and the rollouts generated ahead.
 
 Faults cost at most the step in flight (``health.py``, ``stop_signals.py``): an
 update with a NaN/inf gradient is skipped, episodes the engine or a tool failed are
@@ -47,7 +47,7 @@ from deepresearch.agents.rollout.batch import collate_episodes
 from deepresearch.agents.rollout.engines import EngineRequest, RolloutEngine, build_training_engine
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
-from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, save_checkpoint
+from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, load_rank_state, save_checkpoint
 from deepresearch.agents.train.config import GRPOConfig
 from deepresearch.agents.train.distributed import Parallel, reduce_metrics, update_reduction
 from deepresearch.agents.train.health import RunHealth, TrainingHalted
@@ -360,8 +360,9 @@ class GRPOTrainer:
             "sampler": self.producer.sampler_state(self.step),
             "best_eval_reward": self.best_eval_reward,
         }
+        rank_state = {"producer": self.producer.checkpoint_state(self.step)}
         return save_checkpoint(
-            self.output_dir / "checkpoints", self.step, self.model, self.optimizer, state, self.parallel, self.config.keep_checkpoints
+            self.output_dir / "checkpoints", self.step, self.model, self.optimizer, state, self.parallel, self.config.keep_checkpoints, rank_state
         )
 
     def _resume(self) -> None:
@@ -374,5 +375,10 @@ class GRPOTrainer:
         self.sampler.load_state_dict(state["sampler"])
         self.best_eval_reward = state["best_eval_reward"]
         self.step = int(state["step"])
+        rank_state = load_rank_state(checkpoint, self.parallel)
+        if rank_state is not None:  # the rollouts generated ahead, and the sampler position after them
+            self.producer.restore(rank_state["producer"])
+        elif self.config.max_staleness > 0:
+            self.log("resume: rollouts generated ahead are regenerated (checkpoint written at another world size)")
         self.sync_engine(self.step)
         self.log(f"resumed from {checkpoint} at step {self.step}")
