@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "index": ("build a local retrieval index (flat/hnsw/ivfpq/bm25)", "deepresearch.envs.retrieval.cli:configure_index"),
     "serve-retriever": ("serve an index over HTTP (Search-R1 /retrieve)", "deepresearch.envs.retrieval.cli:configure_serve"),
     "web": ("live-web tools: record/replay snapshots (export, import, stats, prune)", "deepresearch.envs.web.snapshot_cli:configure"),
+    "check-template": ("check a tokenizer's chat template for exact multi-turn rollouts", "deepresearch.agents.template_check.cli:configure"),
 }
 
 

@@ -40,6 +40,7 @@ from deepresearch.agents.models.demo_model import default_tiny_model
 from deepresearch.agents.models.loading import engine_weights, load_policy
 from deepresearch.agents.rollout.batch import collate_episodes
 from deepresearch.agents.rollout.engines import RolloutEngine, make_engine, resolve_engine_kind
+from deepresearch.agents.rollout.engines.console import engine_log_path, vllm_console_options
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -94,7 +95,7 @@ def build_engine(
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         launcher["distributed_executor_backend"] = "external_launcher"
     engine = make_engine(
-        "vllm", model_path, tokenizer=tokenizer, max_model_len=max_len, enforce_eager=device.type == "cpu", log_file=log_file, **launcher
+        "vllm", model_path, tokenizer=tokenizer, max_model_len=max_len, **vllm_console_options(log_file, device.type == "cpu"), **launcher
     )
     return engine, False
 
@@ -158,7 +159,7 @@ class GRPOTrainer:
         if engine is not None:
             self.engine, self.engine_shares_model = engine, False
         else:
-            log_file = None if verbose else self.output_dir / "engine.log"
+            log_file = engine_log_path(self.output_dir, verbose)
             self.engine, self.engine_shares_model = build_engine(
                 config.engine,
                 self.model_path,
