@@ -231,7 +231,10 @@ def check_policy_text(episode: Episode, tokenizer: Any, eos_ids: frozenset[int],
         return "decoded policy turns differ from the env's policy spans"
     if mode == "text":
         prompt_end = episode.segments[0]["end"] if episode.segments[0]["source"] == "prompt" else 0
-        decoded = tokenizer.decode([t for t in episode.response_ids if t not in eos_ids])
+        # End-of-turn ids are dropped only where the policy sampled them: env text may hold the
+        # same special token literally (DeepResearcher's tool turns are ChatML text).
+        kept = [t for t, sampled in zip(episode.response_ids, episode.loss_mask) if not (sampled and t in eos_ids)]
+        decoded = tokenizer.decode(kept)
         if decoded + episode.untokenized_tail != episode.transcript[prompt_end:]:
             return "decoded response differs from the transcript"
     return None

@@ -45,6 +45,7 @@ from deepresearch.agents.models.demo_model import default_tiny_model
 from deepresearch.agents.models.loading import engine_weights, load_policy
 from deepresearch.agents.rollout.batch import collate_episodes
 from deepresearch.agents.rollout.engines import EngineRequest, RolloutEngine, build_training_engine
+from deepresearch.agents.rollout.engines.console import engine_log_path
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
 from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, load_rank_state, save_checkpoint
@@ -133,7 +134,7 @@ class GRPOTrainer:
                 model=self.model,
                 tokenizer=self.tokenizer,
                 device=self.device,
-                log_file=None if verbose else self.output_dir / "engine.log",
+                log_file=engine_log_path(self.output_dir, verbose),
                 sharded=self.parallel.is_distributed,
                 overlapped=config.max_staleness > 0,
             )
