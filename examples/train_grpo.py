@@ -118,8 +118,10 @@ def main() -> None:
     config = run_config(args)
     warm = config.warm_start
     if warm.enabled:
-        print(f"warm start: SFT for {warm.sft.steps} steps on {warm.trajectories} scripted trajectories ({warm.guess_rate:.0%} answering "
-              f"without searching, {warm.single_search_rate:.0%} of multi-hop ones after one search; env text masked)")
+        habits = [f"{warm.guess_rate:.0%} answering without searching"] if warm.guess_rate else []
+        habits += [f"{warm.single_search_rate:.0%} of multi-hop ones answered after one search"] if warm.single_search_rate else []
+        print(f"warm start: SFT for {warm.sft.steps} steps on {warm.trajectories} scripted trajectories "
+              f"({', '.join(habits + ['env text masked'])})")
     trainer = GRPOTrainer(config, verbose=args.verbose)
     started = time.perf_counter()
     trainer.train()

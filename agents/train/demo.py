@@ -29,7 +29,7 @@ from deepresearch.agents.train.warm_start import WarmStartConfig
 
 DEMO_ENV_KWARGS: dict[str, Any] = {"protocol": "search_r1", "max_turns": 3, "top_k": 1}
 DEMO_SFT = SFTConfig(steps=3000, batch_size=8, learning_rate=3e-3, restart_every=300)
-DEMO_WARM_START = WarmStartConfig(trajectories=2000, think=False, guess_rate=0.6, sft=DEMO_SFT)
+DEMO_WARM_START = WarmStartConfig(trajectories=2000, think=True, guess_rate=0.6, sft=DEMO_SFT)
 
 
 DEMO_ROLLOUT = RolloutConfig(max_new_tokens_per_turn=32, max_response_tokens=256)

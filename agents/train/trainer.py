@@ -194,7 +194,7 @@ class GRPOTrainer:
 
                 _, built = warm_started_model(base, directory, config.env_id, config.env_kwargs, warm, config.prompt_mode, config.device, on_step)
             done = f"SFT for {warm.sft.steps} steps on {warm.trajectories} scripted trajectories in {time.perf_counter() - started:.0f}s"
-            self.log(f"warm start: {done if built else 'reusing the finished one'} in {directory}")
+            self.log(f"warm start: {done if built else 'reusing the finished one'}; model in {directory}")
         self.parallel.barrier()
         return str(directory)
 

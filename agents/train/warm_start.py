@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -69,7 +70,7 @@ def warm_start(
     imitate instead of the oracle ``config`` describes."""
     staging = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    losses = _train_into(staging, model_path, env_id, env_kwargs or {}, config, prompt_mode, device, on_step, teacher)
+    losses, _ = _train_into(staging, model_path, env_id, env_kwargs or {}, config, prompt_mode, device, on_step, teacher)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(staging, out_dir)
     return out_dir, losses
@@ -94,8 +95,9 @@ def warm_started_model(
     def build(staging: Path) -> dict[str, Any]:
         nonlocal built
         built = True
-        losses = _train_into(staging, model_path, env_id, env_kwargs, config, prompt_mode, device, on_step, None)
-        return {"settings": json.loads(json.dumps(settings, default=str)), "loss_first": losses[0], "loss_last": losses[-1]}
+        losses, seconds = _train_into(staging, model_path, env_id, env_kwargs, config, prompt_mode, device, on_step, None)
+        return {"settings": json.loads(json.dumps(settings, default=str)), "loss_first": losses[0], "loss_last": losses[-1],
+                "sft_seconds": seconds}
 
     return build_once(directory, key, WARM_START_INFO_FILE, build), built
 
@@ -110,7 +112,8 @@ def _train_into(
     device: str,
     on_step: Callable[[int, float], None] | None,
     teacher: OraclePolicy | None,
-) -> list[float]:
+) -> tuple[list[float], float]:
+    """Train into ``staging``; the loss per step and the SFT loop's own seconds."""
     import deepresearch  # noqa: F401  (registers the env ids)
 
     env = gym.make(env_id, **env_kwargs)
@@ -122,7 +125,9 @@ def _train_into(
     env.close()
     model, tokenizer = load_policy(model_path, resolve_device(device))
     encoder = TurnEncoder.for_tokenizer(tokenizer, prompt_mode)
+    started = time.perf_counter()
     losses = sft_train(model, tokenizer, episodes, config.sft, encoder, on_step)
+    seconds = time.perf_counter() - started
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
-    return losses
+    return losses, seconds
