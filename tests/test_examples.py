@@ -12,9 +12,9 @@ import pytest
 from conftest import REPO_ROOT
 
 
-def run_example(script: str, *args: str) -> str:
+def run_example(script: str, *args: str, timeout: int = 900) -> str:
     result = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / script), *args],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
