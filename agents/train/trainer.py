@@ -57,6 +57,7 @@ from deepresearch.agents.train.producer import ProducedBatch, RolloutProducer
 from deepresearch.agents.train.sampler import QuestionSampler
 from deepresearch.agents.train.sharding import check_same_weights, shard_model
 from deepresearch.agents.train.stop_signals import StopSignals, TrainingInterrupted
+from deepresearch.agents.train.warm_start import warm_started_model
 from deepresearch.agents.trajectories import episode_record
 from deepresearch.envs import question_count
 
@@ -102,11 +103,12 @@ class GRPOTrainer:
         torch.manual_seed(config.seed)  # the same LoRA initialisation on every process
         self.output_dir = Path(config.output_dir)
         self.device = self.parallel.device(config.device)
-        self.model_path = str(config.model) if config.model else str(default_tiny_model())
+        self.model_path = self._warm_started(str(config.model) if config.model else str(default_tiny_model()))
         # Sharded runs load on the CPU: fully_shard moves only each process's shards to its GPU.
         self.load_device = torch.device("cpu") if self.parallel.is_distributed else self.device
         self.model, self.tokenizer = load_policy(
-            self.model_path, self.load_device, config.lora_rank, config.lora_alpha, config.gradient_checkpointing
+            self.model_path, self.load_device, config.lora_rank, config.lora_alpha, config.gradient_checkpointing,
+            trainable_layers=config.trainable_layers,
         )
         if self.parallel.is_distributed:
             check_same_weights(self.model, self.parallel)
@@ -147,6 +149,27 @@ class GRPOTrainer:
         self._producer: RolloutProducer | None = None
         if config.resume:
             self._resume()
+
+    def _warm_started(self, base: str) -> str:
+        """The model GRPO starts from: ``base``, or its warm start (``config.warm_start``), built
+        once into ``OUTPUT/warm_start`` by process 0 and reused while the settings are unchanged."""
+        config, warm = self.config, self.config.warm_start
+        if not warm.enabled:
+            return base
+        directory = self.output_dir / "warm_start"
+        if self.parallel.is_main:
+            started = time.perf_counter()
+            with self._bar(warm.sft.steps, "warm start", "step") as bar:
+
+                def on_step(step: int, loss: float) -> None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+                _, built = warm_started_model(base, directory, config.env_id, config.env_kwargs, warm, config.prompt_mode, config.device, on_step)
+            done = f"SFT for {warm.sft.steps} steps on {warm.trajectories} scripted trajectories in {time.perf_counter() - started:.0f}s"
+            self.log(f"warm start: {done if built else 'reusing the finished one'}; model in {directory}")
+        self.parallel.barrier()
+        return str(directory)
 
     def _reference_model(self) -> Any:
         reference, _ = load_policy(self.model_path, self.load_device)
