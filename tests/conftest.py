@@ -14,7 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # tests/in_verl and tests/in_skyrl run inside verl's and SkyRL's own venvs (`make test-verl`,
 # `make test-skyrl`), whose pins cannot share ours; collected anywhere else they could only skip.
-collect_ignore = [folder for folder, framework in (("in_verl", "verl"), ("in_skyrl", "skyrl")) if importlib.util.find_spec(framework) is None]
+OWN_VENV_FOLDERS = {"in_verl": "verl", "in_skyrl": "skyrl"}  # folder: the framework it runs inside
+collect_ignore = [folder for folder, framework in OWN_VENV_FOLDERS.items() if importlib.util.find_spec(framework) is None]
 
 
 def shared_data_dir() -> Path:
