@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pytest
 from strict_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 - pytest hooks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# tests/in_verl and tests/in_skyrl run inside verl's and SkyRL's own venvs (`make test-verl`,
+# `make test-skyrl`), whose pins cannot share ours; collected anywhere else they could only skip.
+OWN_VENV_FOLDERS = {"in_verl": "verl", "in_skyrl": "skyrl"}  # folder: the framework it runs inside
+collect_ignore = [folder for folder, framework in OWN_VENV_FOLDERS.items() if importlib.util.find_spec(framework) is None]
 
 
 def shared_data_dir() -> Path:
