@@ -79,6 +79,19 @@ def test_tables_use_each_papers_layout_and_scale():
     assert "| DeepResearcher (web search) | 39.6 | 61.9 | 78.4 | 85.0 |" in deep and "PopQA MBE |" in deep.splitlines()[0]
 
 
+def test_a_subsample_of_the_papers_size_is_marked_uncheckable_not_equal():
+    from deepresearch.agents.eval.suite_report import settings_rows
+
+    def splits_mark(suite, datasets):
+        run = RunSettings("mine", None, None, 3, 5, 500, suite.protocol, False, False, False, datasets)
+        return next(mark for name, _, _, mark in settings_rows(suite, run) if name == "splits")
+
+    assert splits_mark(SEARCH_R1, {"nq": ("test", None, 3610)}) == "="  # the whole split, as the paper ran it
+    assert splits_mark(SEARCH_R1, {"nq": ("test", 100, 100)}) == "≠"  # --limit 100
+    assert splits_mark(DEEPRESEARCHER, {"nq": ("dev", 512, 512)}) == "?"  # 512 questions, but not their random 512
+    assert splits_mark(DEEPRESEARCHER, {"nq": ("test", 512, 512)}) == "≠"
+
+
 def test_the_published_rows_in_the_docs_are_the_codes():
     docs = (Path(__file__).resolve().parents[1] / "docs" / "evaluation.md").read_text(encoding="utf-8")
     run = RunSettings("mine", None, None, 3, 5, 500, "search_r1", False, False, False)

@@ -2,7 +2,7 @@
 
 Every setting is printed twice, as the paper ran it and as this run did, with a mark:
 ``=`` the same, ``≠`` different (this run's numbers are not comparable on that count),
-``?`` not checkable from here (a corpus or an index we did not build).
+``?`` not checkable from here (a corpus or an index we did not build, a subsample of the same size).
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def settings_rows(suite: EvalSuite, run: RunSettings) -> list[tuple[str, str, st
     retriever_mark = "≠" if not web and uses_bm25(run.corpus, run.retriever) else "?"
     missing = [d.name for d in suite.datasets if d.name not in run.datasets]
     changed = [name for name, (split, limit, _) in run.datasets.items() if (split, limit) != (suite.dataset(name).split, suite.dataset(name).limit)]
+    # The paper's own subsample (DeepResearcher's 512 random questions) is not the first N: same size, other questions.
+    sampled = any(limit is not None for _, limit, _ in run.datasets.values())
     evaluated = ", ".join(f"{name} {split} n={n}" + (f" (first {limit})" if limit else "") for name, (split, limit, n) in run.datasets.items())
     needs_judge = "judge" in suite.metrics
     return [
@@ -81,7 +83,7 @@ def settings_rows(suite: EvalSuite, run: RunSettings) -> list[tuple[str, str, st
         ("decoding", pinned["decoding"], "recorded responses (replay)" if run.replayed else "greedy", "?" if run.replayed else "="),
         ("metric", pinned["metric"], "EM/F1 as FlashRAG" + (" and the LLM judge" if run.judged else ", no LLM judge run"),
          "=" if run.judged or not needs_judge else "≠"),
-        ("splits", pinned["splits"], evaluated or "none", "≠" if changed else "="),
+        ("splits", pinned["splits"], evaluated or "none", "≠" if changed else "?" if sampled else "="),
         ("protocol", suite.protocol, run.protocol, "=" if run.protocol == suite.protocol else "≠"),
         ("prompt", pinned["prompt"], "a prompt_template you passed" if run.prompt_template else "this protocol's default",
          "?" if run.prompt_template or suite.name == "research" else "≠"),
