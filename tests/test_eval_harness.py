@@ -130,6 +130,16 @@ def test_standard_dataset_names_resolve_under_a_data_dir(shared_data):
         resolve_dataset("musique", qa)
 
 
+def test_a_name_finds_the_folder_data_download_writes(tmp_path, shared_data):
+    folder = tmp_path / "2wikimultihopqa"  # FlashRAG's name for 2wiki, as `data/download.py qa 2wiki` saves it
+    folder.mkdir()
+    (folder / "dev.jsonl").write_text((shared_data / "qa" / "bamboogle.jsonl").read_text().splitlines()[0] + "\n")
+    assert resolve_dataset("2wiki", tmp_path, "dev") == ("2wiki", folder)
+    assert load_dataset("2wiki", tmp_path, "dev")[1][0].golden_answers
+    with pytest.raises(FileNotFoundError):
+        resolve_dataset("2wiki", tmp_path, "test")  # the folder holds no test split
+
+
 def test_a_failing_policy_is_recorded_on_the_item_not_raised(tmp_path, corpus, recorded):
     items, responses = recorded
     runner = replay_runner(corpus, {})  # no recorded responses: every act() raises KeyError

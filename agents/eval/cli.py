@@ -5,8 +5,11 @@
     deepresearch eval --model runs/ckpt --engine vllm --dataset nq --dataset bamboogle --data-dir qa/
     deepresearch eval --model SmolLM2-135M-Instruct.Q4_1.gguf --protocol search_r1 --dataset nq --data-dir qa/
     deepresearch eval --endpoint http://127.0.0.1:8000/v1 --model Qwen2.5-7B-Instruct --dataset nq --data-dir qa/
+    deepresearch eval --suite search-r1 --model runs/ckpt --engine vllm --corpus wiki18_e5_flat/ --data-dir qa/
 
-Writes ``<out>/results.jsonl`` (one line per item; rerunning resumes) and ``<out>/results.md``.
+Writes ``<out>/results.jsonl`` (one line per item; rerunning resumes) and ``<out>/results.md``;
+with ``--suite`` also ``<out>/suite.md``: the paper's table with its published numbers, this
+run's row, and every pinned setting beside this run's (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deepresearch.agents.eval.harness import load_dataset, run_evaluation, write_table
+from deepresearch.agents.eval.suite_run import resolve_settings, suite_datasets, suite_env_kwargs, write_suite_report
+from deepresearch.agents.eval.suites import SUITES, get_suite
 from deepresearch.envs import PROTOCOLS
 
 POLICIES = ("auto", "model", "endpoint", "replay")
@@ -38,17 +43,20 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     parser.add_argument("--data-dir", help="folder holding the standard datasets (nq, triviaqa, popqa, hotpotqa, 2wiki, musique, bamboogle)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, help="first N questions of each dataset")
-    parser.add_argument("--env-id", default="DeepResearch-Wiki-v0")
-    parser.add_argument("--protocol", default="research", choices=sorted(PROTOCOLS))
+    parser.add_argument("--suite", choices=sorted(SUITES), help="a paper's evaluation: its datasets, splits, top-k, turns, metric (pinned)")
+    parser.add_argument("--allow-missing", action="store_true", help="--suite: evaluate the datasets found, skip the others")
+    parser.add_argument("--download", action="store_true", help="--suite: fetch missing datasets into --data-dir (data/download.py)")
+    parser.add_argument("--env-id", default=None, help="default: the suite's env, else DeepResearch-Wiki-v0")
+    parser.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS), help="default: the suite's, else research")
     parser.add_argument("--corpus", help="corpus .jsonl or saved index dir (Wiki env)")
     parser.add_argument(
         "--retriever", default=None, help="bm25 or dense (Wiki env); default: a saved index's own kind, bm25 for a .jsonl"
     )
-    parser.add_argument("--max-turns", type=int, default=8)
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--max-turns", type=int, default=None, help="default: the suite's, else 8")
+    parser.add_argument("--top-k", type=int, default=None, help="default: the suite's, else 3")
     parser.add_argument("--env-kwargs", default="{}", help="extra env kwargs as JSON")
-    parser.add_argument("--max-new-tokens", type=int, default=512, help="per turn")
-    parser.add_argument("--max-response-tokens", type=int, default=4096, help="model policy: whole-episode budget")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="per turn; default: the suite's, else 512")
+    parser.add_argument("--max-response-tokens", type=int, default=None, help="model policy: whole-episode budget; default: the suite's, else 4096")
     parser.add_argument("--batch-size", type=int, default=16, help="episodes in flight at once / per results flush")
     parser.add_argument("--schedule", choices=["async", "sync"], default="async",
                         help="model policy: each episode on its own (async) or all turns in lockstep (sync, the reference)")
@@ -68,17 +76,22 @@ def run(args: argparse.Namespace) -> int:
     import deepresearch  # noqa: F401 - registers the env ids
 
     out = Path(args.out)
-    datasets, policy_items = _datasets(args)
-    runner = _runner(args, policy_items)
+    suite = get_suite(args.suite) if args.suite else None
+    resolve_settings(args, suite)
+    datasets, policy_items = _datasets(args, suite)
+    runner = _runner(args, policy_items, suite)
     judge = _judge(args)
     summary = run_evaluation(datasets, runner, out / "results.jsonl", judge=judge, chunk_size=args.batch_size, progress=not args.quiet)
     table = write_table(out / "results.jsonl")
     print(table.read_text(encoding="utf-8"), end="")
     print(json.dumps(summary))
+    if suite is not None:
+        report = write_suite_report(suite, args, summary, judge is not None, _policy(args) == "replay", json.loads(args.env_kwargs), out)
+        print("\n" + report.read_text(encoding="utf-8"), end="")
     return 0
 
 
-def _datasets(args: argparse.Namespace) -> tuple[list[tuple[str, list[Any]]], dict[str, str] | None]:
+def _datasets(args: argparse.Namespace, suite: Any) -> tuple[list[tuple[str, list[Any]]], dict[str, str] | None]:
     responses = None
     replay_items: list[Any] = []
     if _policy(args) == "replay":
@@ -87,6 +100,11 @@ def _datasets(args: argparse.Namespace) -> tuple[list[tuple[str, list[Any]]], di
         if not args.replay:
             raise SystemExit("--policy replay needs --replay FILE")
         replay_items, responses = read_recorded(args.replay)
+    if suite is not None:
+        chosen = suite_datasets(suite, args.data_dir, args.limit, args.allow_missing or bool(args.dataset), args.download)
+        if args.dataset:  # a subset of the suite (e.g. the one dataset a replay file holds)
+            chosen = [(name, items) for name, items in chosen if name in {suite.dataset(spec).name for spec in args.dataset}]
+        return chosen, responses
     if args.dataset:
         return [load_dataset(spec, args.data_dir, args.split, args.limit) for spec in args.dataset], responses
     if responses is not None:
@@ -100,20 +118,21 @@ def _policy(args: argparse.Namespace) -> str:
     return "endpoint" if args.endpoint else "replay" if args.replay else "model"
 
 
-def _env_factory(args: argparse.Namespace) -> Callable[[], Any]:
+def _env_factory(args: argparse.Namespace, suite: Any) -> Callable[[], Any]:
     import gymnasium as gym
 
     kwargs: dict[str, Any] = {"protocol": args.protocol, "max_turns": args.max_turns, "top_k": args.top_k}
     if args.corpus:
         kwargs.update(corpus=args.corpus, retriever=args.retriever)
-    kwargs.update(json.loads(args.env_kwargs))
+    user_kwargs = json.loads(args.env_kwargs)
+    kwargs.update(suite_env_kwargs(suite, user_kwargs) if suite is not None else user_kwargs)
     return lambda: gym.make(args.env_id, **kwargs)
 
 
-def _runner(args: argparse.Namespace, responses: dict[str, str] | None) -> Any:
+def _runner(args: argparse.Namespace, responses: dict[str, str] | None, suite: Any) -> Any:
     from deepresearch.agents.eval.harness import EngineRunner, TextPolicyRunner
 
-    make_env = _env_factory(args)
+    make_env = _env_factory(args, suite)
     policy = _policy(args)
     if policy == "replay":
         from deepresearch.agents.eval.text_policies import ReplayPolicy

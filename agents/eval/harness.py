@@ -25,6 +25,7 @@ from deepresearch.agents.eval.judge import LLMJudge
 from deepresearch.agents.eval.text_policies import TextEpisode, TextPolicy, run_text_episode
 from deepresearch.agents.jsonl import append_jsonl, read_jsonl
 from deepresearch.agents.rollout.request import RolloutRequest
+from deepresearch.data.download import QA_SETS
 from deepresearch.envs import QAItem, load_qa
 
 if TYPE_CHECKING:
@@ -44,7 +45,9 @@ def resolve_dataset(spec: str, data_dir: str | Path | None = None, split: str = 
     """``(name, source)`` for a QA file/folder path or a standard dataset name under ``data_dir``.
 
     A name resolves to ``<data_dir>/<name>.jsonl`` (or ``.json``/``.parquet``), a FlashRAG folder
-    ``<data_dir>/<name>/<split>.jsonl``, or the one file ``<data_dir>/<name>_*`` (e.g. a sample's head).
+    ``<data_dir>/<name>/<split>.jsonl`` (or FlashRAG's own folder name, as ``data/download.py qa``
+    writes it: ``2wikimultihopqa/`` for ``2wiki``), or the one file ``<data_dir>/<name>_*`` (e.g. a
+    sample's head).
     """
     if spec == "demo":
         return "demo", "demo"
@@ -55,6 +58,8 @@ def resolve_dataset(spec: str, data_dir: str | Path | None = None, split: str = 
         raise FileNotFoundError(f"{spec!r} is not a file; pass a data dir to look up dataset names")
     root = Path(data_dir)
     candidates = [root / f"{spec}{suffix}" for suffix in QA_SUFFIXES] + [root / spec]
+    if spec in QA_SETS:
+        candidates.append(root / QA_SETS[spec][0])
     candidates += sorted(p for p in root.glob(f"{spec}_*") if p.suffix in QA_SUFFIXES)
     for candidate in candidates:
         if candidate.is_file() or (candidate.is_dir() and any(candidate.glob(f"{split}.*"))):

@@ -13,6 +13,7 @@ must then not close it twice). The env is the real demo-world env with BM25.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,11 +33,12 @@ class EpisodeDropped(RuntimeError):
 
 
 class ScriptedEngine:
-    """A ``RolloutEngine`` that emits given turns, one per call, as the tokenizer encodes them."""
+    """A ``RolloutEngine`` that emits given turns, one per call: a text as the tokenizer encodes it
+    (plus ``turn_end``), or a list of ids exactly as given (replaying another framework's samples)."""
 
     max_model_len: int | None = None
 
-    def __init__(self, tokenizer: Any, turns: list[str], turn_end: int | None = None) -> None:
+    def __init__(self, tokenizer: Any, turns: Sequence[str | Sequence[int]], turn_end: int | None = None) -> None:
         self.tokenizer = tokenizer
         self.end_of_turn_ids = end_of_turn_ids(tokenizer)
         self._turns = list(turns)
@@ -45,10 +47,13 @@ class ScriptedEngine:
     def generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[Generation]:
         if len(prompts) != 1 or not self._turns:
             raise RuntimeError("the scripted engine plays one episode with one scripted turn per call")
-        text = self._turns.pop(0)
-        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        if self._turn_end is not None:
-            ids.append(self._turn_end)
+        turn = self._turns.pop(0)
+        if isinstance(turn, str):
+            ids = list(self.tokenizer(turn, add_special_tokens=False)["input_ids"])
+            if self._turn_end is not None:
+                ids.append(self._turn_end)
+        else:
+            ids = [int(token) for token in turn]
         return [Generation(token_ids=ids, logprobs=[0.0] * len(ids), text=self.tokenizer.decode(ids), finish_reason="stop")]
 
     def sync_weights(self, named_tensors: Any) -> None:

@@ -280,11 +280,17 @@ class Protocol(ABC):
     def search_action(self, query: str) -> str:
         """The text of a well-formed search turn (the inverse of ``parse``; used by scripted policies)."""
         tags = self.tags
-        search_tool = tags.tool(tags.search_tool)
-        if search_tool is None:
+        if tags.tool(tags.search_tool) is None:
             return f"<{tags.call}> {query} </{tags.call}>"
-        call = {"name": search_tool.name, "arguments": {search_tool.argument: [query]}}
-        return f"<{tags.call}>{json.dumps(call, ensure_ascii=False)}</{tags.call}>"
+        return self.tool_action(tags.search_tool, [query])
+
+    def tool_action(self, name: str, inputs: Sequence[str]) -> str:
+        """The text of a well-formed call of tool ``name`` with ``inputs`` (tool-calling protocols)."""
+        tool = self.tags.tool(name)
+        if tool is None:
+            raise ValueError(f"protocol {self.name!r} has no tool {name!r}")
+        call = {"name": tool.name, "arguments": {tool.argument: list(inputs)}}
+        return f"<{self.tags.call}>{json.dumps(call, ensure_ascii=False)}</{self.tags.call}>"
 
     def answer_action(self, answer: str) -> str:
         """The text of a well-formed final-answer turn."""
