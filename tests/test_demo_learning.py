@@ -2,10 +2,11 @@
 
 An earlier change took ``make train`` from 0.01 to 0.02 and nothing noticed; this run is the
 demo's own settings with a shorter warm start, fewer GRPO steps and one evaluation at each end.
-Calibrated on this machine (benchmarks/RESULTS.md, issue 21): held-out 0.04 → 0.30+ at the
-full demo's size, and the reduced run below lands near that; the bounds leave room for seeds
-and CPUs while failing a run that no longer learns or whose warm start stops writing the
-protocol's format.
+Calibrated on this machine (benchmarks/RESULTS.md, issue 21): the full demo goes 0.04 → 0.34;
+this reduced run went 0.00 → 0.16 (100 questions), format ok 1.00 after its warm start. The
+bounds (half that gain) leave room for seeds and CPUs while failing a run that no longer
+learns (the regression it guards against moved 0.01 → 0.02) or whose warm start stops writing
+the protocol's format.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from test_examples import run_example
 
 from deepresearch.agents import read_metrics
 
-MIN_GAIN = 0.15
+MIN_GAIN = 0.08
 MIN_WARM_START_FORMAT_OK = 0.85
 
 
