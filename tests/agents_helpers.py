@@ -120,15 +120,6 @@ class HalfRightEngine(FixedOutputEngine):
         return outputs
 
 
-def mask_runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
-    """Maximal runs of equal mask value, ``[(mask, ids), ...]``: policy turns and env text in order."""
-    runs: list[tuple[int, list[int]]] = []
-    for token, flag in zip(ids, mask):
-        if runs and runs[-1][0] == flag:
-            runs[-1][1].append(token)
-        else:
-            runs.append((flag, [token]))
-    return runs
 
 
 def skip_without_vllm() -> None:
