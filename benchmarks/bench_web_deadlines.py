@@ -6,8 +6,11 @@ Prints JSON. Three scenarios, all on loopback servers:
 * 50 envs sharing one ``WebBackend``, all browsing at once, each one page that
   drips a byte every 0.2 s (never finishing) and one normal page: the step times,
   and how many normal pages were read, with the default worker count and with
-  16 workers (the old pool size) to show what fair scheduling does under contention.
-Before this issue: 46.5 s (hanging) and 61.6 s (trickling) per step, and browse
+  16 workers (the old pool size) to show what fair scheduling does under contention;
+* a Redis web cache that accepts connections and never answers (a ``redis-server``
+  stopped with SIGSTOP; issue #24): searches must still be answered by the provider
+  within their deadline (skipped when ``redis-server`` is not installed).
+Before issue #16: 46.5 s (hanging) and 61.6 s (trickling) per step, and browse
 steps of up to 42.9 s in the shared-backend case, against a 20 s fetch deadline.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -25,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import gymnasium as gym  # noqa: E402
-from web_servers import LoopbackServer, ProviderBehaviour, drip_route, provider_routes, site_routes  # noqa: E402
+from web_servers import LoopbackServer, ProviderBehaviour, RedisServer, RedisUnavailable, drip_route, provider_routes, site_routes  # noqa: E402
 
 import deepresearch  # noqa: E402,F401 - registers the env ids
 from deepresearch.envs.web import FetchConfig, make_web_backend  # noqa: E402
@@ -73,6 +77,33 @@ def shared_backend_steps(site_url: str, provider_url: str, deadline: float, envs
             "workers": backend.config.max_workers}
 
 
+def silent_cache_steps(provider_url: str, deadline: float, steps: int) -> dict:
+    """Env steps whose Redis cache went silent after the first one; each must come back with results."""
+    try:
+        server = RedisServer().__enter__()
+    except RedisUnavailable as error:
+        return {"skipped": str(error)}
+    try:
+        env = gym.make("DeepResearch-Web-v0", provider="serper", provider_base_url=provider_url, max_turns=steps + 2,
+                       cache_path=f"{server.url}#bench-silent", search_deadline_s=deadline, rate_per_s=None)
+        env.reset(options={"question": "q", "golden_answers": ["a"]})
+        env.step(SEARCH % "before")
+        os.kill(server._process.pid, signal.SIGSTOP)
+        times, answered = [], 0
+        try:
+            for i in range(steps):
+                start = time.monotonic()
+                observation, *_ = env.step(SEARCH % f"silent {i}")
+                times.append(time.monotonic() - start)
+                answered += "result 0" in observation
+        finally:
+            os.kill(server._process.pid, signal.SIGCONT)
+        env.close()
+    finally:
+        server.__exit__()
+    return {**summary(times, deadline), "answered_with_results": answered}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--deadline", type=float, default=5.0, help="search/browse deadline in seconds (default 30 in use)")
@@ -91,6 +122,7 @@ def main() -> None:
             results["shared_backend_default_workers"] = shared_backend_steps(site.url, provider.url, args.deadline, args.envs, tmp)
             results["shared_backend_16_workers"] = shared_backend_steps(
                 site.url, provider.url, args.deadline, args.envs, tmp, max_workers=16)
+            results["silent_redis_cache"] = silent_cache_steps(provider.url, args.deadline, args.steps)
     results["machine"]["load_avg_after"] = os.getloadavg()
     print(json.dumps(results, indent=2))
 

@@ -14,7 +14,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("GRPO from a YAML config / recipe with key=value overrides (torchrun: data-parallel)", "deepresearch.agents.train.cli:configure"),
     "index": ("build a local retrieval index (flat/hnsw/ivfpq/bm25)", "deepresearch.envs.retrieval.cli:configure_index"),
     "serve-retriever": ("serve an index over HTTP (Search-R1 /retrieve)", "deepresearch.envs.retrieval.cli:configure_serve"),
+    "serve-env": ("serve an env over OpenEnv (WebSocket sessions, step/reset/state)", "deepresearch.envs.serving.server:configure"),
     "web": ("live-web tools: record/replay snapshots (export, import, stats, prune)", "deepresearch.envs.web.snapshots.snapshot_cli:configure"),
+    "check-template": ("check a tokenizer's chat template for exact multi-turn rollouts", "deepresearch.agents.template_check.cli:configure"),
 }
 
 

@@ -5,8 +5,9 @@ One episode = one question. ``reset`` returns the rendered prompt; each ``step``
 takes one policy turn (text up to a stop string), acts on it (search, browse,
 answer, or a format error) and returns exactly the text appended to the
 transcript. ``info`` carries the transcript, the spans saying who wrote every
-character (so any trainer can mask env text out of the loss), the parsed action
-and, at the end, the reward components.
+character (so any trainer can mask env text out of the loss), the parsed action,
+``tool_error`` when the backend raised (the model reads the failure; a trainer
+should not score the episode) and, at the end, the reward components.
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ class EnvConfig:
         return protocol if self.tools is None else protocol.with_tools(self.tools)
 
 
+def encodable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (lone surrogates) replaced by ``?``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _reward_label(reward: str | RewardFn) -> str:
     """How an error names a reward: a registered name, a function's name, or a reward object's class."""
     if isinstance(reward, str):
@@ -120,6 +130,7 @@ class SearchEnv(gym.Env[str, str]):
         self._done = True
         self._turns = self._searches = self._format_errors = 0
         self._last_query: str | None = None
+        self._tool_error: str | None = None
 
     # ----------------------------------------------------------------- reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
@@ -164,6 +175,7 @@ class SearchEnv(gym.Env[str, str]):
         parsed = self._parse(action)
 
         observation, messages, terminated = "", [], False
+        self._tool_error = None
         if parsed.kind == ANSWER:
             terminated = True
         elif parsed.kind == INVALID:
@@ -179,10 +191,16 @@ class SearchEnv(gym.Env[str, str]):
             messages = self.protocol.observation_messages(body)
 
         truncated = not terminated and self._turns >= self.config.max_turns
+        # Env text may echo the action (a query, a URL) and pages may carry lone surrogates:
+        # what the env writes is always encodable, or ``obs.encode()`` and the tokenizer raise.
+        observation = encodable(observation)
+        messages = [{**m, "content": encodable(m["content"])} if isinstance(m.get("content"), str) else m for m in messages]
         self._transcript.append(observation, "env")
         info = self._info()
         info["action"] = parsed.to_info()
         info["new_messages"] = messages
+        if self._tool_error is not None:
+            info["tool_error"] = self._tool_error
         reward = 0.0
         if terminated or truncated:
             self._done = True
@@ -227,9 +245,13 @@ class SearchEnv(gym.Env[str, str]):
         except ToolUnavailable as error:
             body = str(error)
         except DeadlineExceeded:
+            # Shown to the model, and reported in ``info["tool_error"]``: a trainer drops such an
+            # episode (the backend was down or stuck, not the policy wrong) instead of scoring it.
             body = f"The {action.called or tool.name} call timed out ({context.deadline.describe()})."
+            self._tool_error = body
         except Exception as error:  # noqa: BLE001 - a tool's failure is an observation, not the end of a training run
             body = f"The {action.called or tool.name} failed: {type(error).__name__}: {error}"
+            self._tool_error = body
         return truncate(body, self.config.max_observation_chars)
 
     # --------------------------------------------------------------- scoring

@@ -10,8 +10,10 @@ without converting files. Recognised, row by row:
 * MuSiQue JSON lines or parquet: ``{"id", "question", "answer", "answer_aliases"}``;
 * the name ``"demo"``: the embedded demo world (split ``"train"`` or ``"test"``).
 
-A row without a usable answer is an error naming its file and line, never skipped:
-a silently shrunken dataset makes results incomparable.
+A row without a usable answer, a line that is not JSON or not UTF-8, and an id seen
+twice in one file are errors naming the file and line, never skipped: a silently
+shrunken dataset makes results incomparable, and they surface when the env is made,
+before training starts.
 """
 
 from __future__ import annotations
@@ -65,15 +67,17 @@ def load_qa(
 
 def _load_one(source: Source, split: str | None) -> Iterator[QAItem]:
     path = _resolve(source, split)
-    rows = _rows(path)
-    found = False
-    for where, row in rows:
-        found = True
+    first_seen: dict[str, str] = {}
+    for where, row in _rows(path):
         try:
-            yield _item(row)
+            item = _item(row)
         except ValueError as error:
             raise ValueError(f"{path}:{where}: {error}") from None
-    if not found:
+        if item.id in first_seen:
+            raise ValueError(f"{path}:{where}: duplicate id {item.id!r} (first at {path.name}:{first_seen[item.id]})")
+        first_seen[item.id] = where
+        yield item
+    if not first_seen:
         raise ValueError(f"{path}: contains no questions")
 
 
@@ -100,23 +104,47 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
     if path.suffix == ".parquet":
         yield from _parquet_rows(path)
         return
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:
         head = handle.read(4096).lstrip()
         handle.seek(0)
-        if head.startswith("["):
+        if head.startswith(b"["):
+            data = handle.read()
             try:
-                rows = json.load(handle)
+                rows = json.loads(utf8_text(data))
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+            except NotUtf8 as error:
+                raise ValueError(f"{path}:{data.count(NEWLINE, 0, error.start) + 1}: {error}") from None
             yield from ((f"item {index}", row) for index, row in enumerate(rows))
             return
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+        for line_number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                yield str(line_number), json.loads(line)
+                yield str(line_number), json.loads(utf8_text(raw))
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+            except NotUtf8 as error:
+                raise ValueError(f"{path}:{line_number}: {error}") from None
+
+
+NEWLINE = b"\n"
+
+
+class NotUtf8(ValueError):
+    """Bytes that are not UTF-8 text; ``start`` is the offset of the first bad byte."""
+
+    def __init__(self, data: bytes, error: UnicodeDecodeError) -> None:
+        super().__init__(f"not UTF-8 text (byte {data[error.start : error.start + 1]!r} at offset {error.start})")
+        self.start = error.start
+
+
+def utf8_text(data: bytes) -> str:
+    """``data`` decoded, or ``NotUtf8`` saying where the first bad byte is."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotUtf8(data, error) from None
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[str, Any]]:

@@ -57,18 +57,34 @@ def split_contents(contents: str) -> tuple[str, str]:
     return first.strip().strip('"'), rest
 
 
+def corpus_passage(line: bytes) -> Document:
+    """One corpus line as a ``Document``; a ``ValueError`` says what is wrong with it (the caller
+    adds where): not UTF-8, not JSON, not a record, or a passage with no text (retrieved, it
+    would show the model nothing, and take a slot of the top k)."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text (byte {line[error.start : error.start + 1]!r} at offset {error.start})") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    document = Document.from_record(record)
+    if not document.text.strip():
+        raise ValueError(f"passage {document.id!r} has no text")
+    return document
+
+
 def read_corpus(path: str | Path) -> Iterator[Document]:
     """Stream documents from a JSON-lines corpus, naming the line of any bad record."""
     path = Path(path)
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
-            try:
-                yield Document.from_record(record)
+                yield corpus_passage(line)
             except ValueError as error:
                 raise ValueError(f"{path}:{line_number}: {error}") from None

@@ -7,7 +7,11 @@ With ``guess_rate`` it answers that share of questions at once, without
 searching, by echoing the entity the question is about (a failure small models
 show on their own): a teacher that under-uses search, for showing that RL
 learns to search. The echo is copied from the question, so imitating it still
-teaches reading names off the context, which the searching episodes need.
+teaches reading names off the context, which the searching episodes need. With
+``single_search_rate`` it stops that share of multi-hop questions after the first
+search and answers the name that search found (the first hop's object, always
+wrong): a teacher that searches once where the question needs a chain, for showing
+that RL learns to search again.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ class OraclePolicy:
     think: bool = True
     # Share of episodes answered at once, without searching, with the question's own subject.
     guess_rate: float = 0.0
+    # Share of multi-hop episodes answered after the first search with that hop's object.
+    single_search_rate: float = 0.0
     seed: int = 0
     _queries: list[str] = field(default_factory=list)
     _answer: str = ""
@@ -34,8 +40,9 @@ class OraclePolicy:
     _rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.guess_rate <= 1.0:
-            raise ValueError(f"guess_rate must be in [0, 1], got {self.guess_rate}")
+        for name, rate in (("guess_rate", self.guess_rate), ("single_search_rate", self.single_search_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {rate}")
         self._rng = random.Random(self.seed)
 
     def reset(self, info: dict[str, Any]) -> None:
@@ -47,6 +54,8 @@ class OraclePolicy:
         subject = chain[0].get("subject")
         if subject and self.guess_rate and self._rng.random() < self.guess_rate:
             self._queries, self._answer = [], subject
+        elif len(chain) > 1 and self.single_search_rate and self._rng.random() < self.single_search_rate:
+            self._queries, self._answer = self._queries[:1], chain[0]["object"]
 
     def act(self) -> str:
         turn = self._turn

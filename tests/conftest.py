@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real data lives, and skipping cleanly when it is absent."""
+"""Shared fixtures: where the real data lives, and skipping cleanly when it is absent
+(under ``DEEPRESEARCH_STRICT_TESTS=1`` every skip fails instead: see strict_skips.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from strict_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 - pytest hooks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

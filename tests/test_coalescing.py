@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,7 +14,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from test_retrieval_cases import assert_same_results, nq_questions, wiki_subset
 
 from deepresearch.data import demo_corpus_path
-from deepresearch.envs import make_wiki_env
+from deepresearch.envs import load_qa, make_wiki_env
 from deepresearch.envs.oracle import OraclePolicy
 from deepresearch.envs.retrieval import (
     BM25Retriever,
@@ -59,29 +59,84 @@ def test_concurrent_callers_get_their_own_answers_from_fewer_searches(wiki_bm25:
         assert_same_results([answer], wiki_bm25.search([query], k))
 
 
-@pytest.mark.slow
-def test_callers_that_come_back_together_meet_in_one_batch_and_a_lone_caller_never_waits(
-    wiki_bm25: BM25Retriever, shared_data: Path
-) -> None:
-    """Eight callers released together, round after round: after the first rounds teach
-    the retriever how many come back, each round is one batch. Then one caller alone:
-    the expectation decays to one (each step ends at the bound), after which it is
-    answered without waiting."""
-    queries = nq_questions(shared_data, 8)
+class ManualClock:
+    """Time that passes only when the test says so: the worker's wait for company ends when a
+    request arrives or the test moves time past the bound, never by the machine's speed."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.waits = 0  # times the worker waited for company
+        self.waiting = False
+        self._condition: threading.Condition | None = None
+
+    def now(self) -> float:
+        return self.time
+
+    def wait(self, condition: threading.Condition, timeout: float) -> None:
+        self._condition = condition
+        self.waits += 1
+        self.waiting = True
+        try:
+            condition.wait()  # until a request arrives or the test advances the time
+        finally:
+            self.waiting = False
+
+    def worker_waits_or(self, answer: Future) -> bool:
+        """Block until the worker waits for company (True) or ``answer`` is set (False)."""
+        for _ in range(60_000):  # a minute at most, reached only by a broken retriever
+            if self.waiting:
+                return True
+            if answer.done():
+                return False
+            time.sleep(0.001)
+        raise AssertionError("the worker neither waited for company nor answered")
+
+    def advance(self, seconds: float) -> None:
+        """Move time on (the worker is waiting: it released the lock this takes) and wake it."""
+        assert self._condition is not None
+        with self._condition:
+            self.time += seconds
+            self._condition.notify_all()
+
+
+def test_callers_that_come_back_together_meet_in_one_batch_and_a_lone_caller_never_waits(demo_bm25: BM25Retriever) -> None:
+    """Eight queued callers teach the retriever to expect eight; eight more trickling in one by
+    one, the worker waiting between each, still make one batch. Then a lone caller: each wait
+    ends at the bound and halves the expectation (8 -> 4 -> 2 -> 1), after which a lone
+    caller is answered without waiting. Every wait ends by an event, so load cannot change it."""
+    first, *queries = [item.question for item in load_qa("demo", split="test", limit=9)]
     bound_s = 2.0
-    with CoalescingRetriever(wiki_bm25, CoalescingConfig(max_wait_s=bound_s, max_batch=64)) as coalesced:
-        batches_per_round = []
-        for _ in range(6):
-            before = coalesced.batches_run
-            search_all_at_once(coalesced, queries, [3] * len(queries))
-            batches_per_round.append(coalesced.batches_run - before)
-        assert batches_per_round[-3:] == [1, 1, 1], batches_per_round
-        for _ in range(3):  # 8 -> 4 -> 2 -> 1 expected callers
-            coalesced.search(queries[:1], 3)
-        for query in queries:
-            started = time.monotonic()
-            assert_same_results(coalesced.search([query], 3), wiki_bm25.search([query], 3))
-            assert time.monotonic() - started < bound_s  # it did not wait for company
+    clock = ManualClock()
+    gated = GatedRetriever(demo_bm25)
+    with CoalescingRetriever(gated, CoalescingConfig(max_wait_s=bound_s, max_batch=64), clock) as coalesced:
+        priming = coalesced.submit([first], 3)
+        assert gated.entered.wait(timeout=60)  # the worker is busy: the next eight queue up
+        queued = [coalesced.submit([query], 3) for query in queries]
+        gated.opened.set()
+        assert [len(future.result(timeout=60)[0]) for future in [priming, *queued]] == [3] * 9
+        assert coalesced.batches_run == 2 and clock.waits == 0  # the eight were one batch
+
+        before = coalesced.batches_run
+        trickled = []
+        for position, query in enumerate(queries):
+            trickled.append(coalesced.submit([query], 3))
+            if position < len(queries) - 1:
+                assert clock.worker_waits_or(trickled[0]), f"answered after {position + 1} of 8 callers"
+        for query, future in zip(queries, trickled):
+            assert_same_results(future.result(timeout=60), demo_bm25.search([query], 3))
+        assert coalesced.batches_run - before == 1
+
+        for expected_company in (8, 4, 2):
+            lone = coalesced.submit(queries[:1], 3)
+            assert clock.worker_waits_or(lone), f"a lone caller was not held for {expected_company} expected callers"
+            clock.advance(bound_s)
+            lone.result(timeout=60)
+        waits = clock.waits
+        for query in queries:  # the expectation decayed to one: nobody waits for company
+            alone = coalesced.submit([query], 3)
+            assert not clock.worker_waits_or(alone), "a lone caller waited for company"
+            assert_same_results(alone.result(timeout=60), demo_bm25.search([query], 3))
+        assert clock.waits == waits
 
 
 class GatedRetriever:

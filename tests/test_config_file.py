@@ -12,7 +12,7 @@ from deepresearch.agents.train.config_file import ConfigError, config_to_yaml, l
 from deepresearch.cli import main
 
 RECIPES = REPO_ROOT / "recipes"
-PAPER_RECIPES = sorted(p for p in RECIPES.glob("*.yaml") if not p.name.endswith(".cpu.yaml"))
+PAPER_RECIPES = sorted(p for p in RECIPES.glob("*.yaml") if not p.name.endswith((".cpu.yaml", ".gpu.yaml")))
 
 
 def write(tmp_path: Path, text: str, name: str = "run.yaml") -> Path:
@@ -88,6 +88,13 @@ def test_each_paper_recipe_has_a_cpu_variant_of_the_same_method(path: Path) -> N
     assert paper.model and cpu.model is None and cpu.engine == "hf" and cpu.steps <= 3
     assert cpu.env_kwargs["protocol"] == paper.env_kwargs["protocol"] and cpu.env_kwargs["reward"] == paper.env_kwargs["reward"]
     assert cpu.update.loss.kl_coef == paper.update.loss.kl_coef and cpu.update.loss.loss_agg == paper.update.loss.loss_agg
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.gpu.yaml")), ids=lambda p: p.name)
+def test_the_gpu_recipes_load_name_a_hub_model_and_state_their_wall_time(path: Path) -> None:
+    run = load_run_file(path)
+    assert run.config.model and run.config.model.startswith("Qwen/") and run.config.engine == "vllm"
+    assert run.recipe.expected_wall_time and run.config.eval_questions >= 300
 
 
 def test_the_paper_recipes_carry_the_papers_settings() -> None:

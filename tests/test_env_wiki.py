@@ -128,6 +128,36 @@ def test_a_guessing_oracle_echoes_the_question_subject_on_its_share_of_questions
         OraclePolicy(env.protocol, guess_rate=1.5)
 
 
+def test_a_single_search_oracle_stops_multi_hop_questions_after_one_search_with_the_first_hops_object():
+    env = make_wiki_env(protocol="search_r1", max_turns=4)
+    oracle = OraclePolicy(env.protocol, single_search_rate=0.7, seed=2)
+    multi_hop, stopped, full_chain_rewards = 0, 0, []
+    for index in range(300):
+        _, info = env.reset(options={"index": index})
+        oracle.reset(info)
+        chain = info["metadata"]["chain"]
+        searches, reward = 0, 0.0
+        while True:
+            action = oracle.act()
+            searches += "<search>" in action
+            _, reward, terminated, truncated, step_info = env.step(action)
+            if terminated or truncated:
+                break
+        assert step_info["reward_components"]["format_ok"]  # <think> first, as search_r1's rule wants
+        if len(chain) == 1:
+            assert searches == 1 and reward == 1.0
+            continue
+        multi_hop += 1
+        if searches == 1:
+            stopped += 1
+            assert extract_answer(action, env.unwrapped.protocol.tags) == chain[0]["object"] and reward == 0.0
+        else:
+            full_chain_rewards.append(reward)
+    assert 0.6 < stopped / multi_hop < 0.8 and set(full_chain_rewards) == {1.0}
+    with pytest.raises(ValueError, match="single_search_rate"):
+        OraclePolicy(env.protocol, single_search_rate=-0.1)
+
+
 @pytest.mark.parametrize(
     "protocol,preset,wrong_value,malformed_value",
     [

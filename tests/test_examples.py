@@ -12,9 +12,9 @@ import pytest
 from conftest import REPO_ROOT
 
 
-def run_example(script: str, *args: str) -> str:
+def run_example(script: str, *args: str, timeout: int = 900) -> str:
     result = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / script), *args],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -23,7 +23,7 @@ def run_example(script: str, *args: str) -> str:
 def test_train_grpo_warm_starts_trains_and_reports_before_and_after(tmp_path: Path) -> None:
     out = run_example("train_grpo.py", "--engine", "hf", "--sft-steps", "3", "--steps", "1", "--batch-size", "1",
                       "--group-size", "2", "--eval-questions", "2", "--eval-every", "1", "--output-dir", str(tmp_path))
-    assert "warm start done" in out and "held-out reward (greedy, 2 test questions): before" in out
+    assert "warm start: SFT for 3 steps on 2000 scripted trajectories (60% answering without searching" in out and "held-out reward (greedy, 2 test questions): before" in out
     assert (tmp_path / "training.png").stat().st_size > 0 and (tmp_path / "warm_start" / "config.json").is_file()
     evals = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "eval/reward" in line]
     assert [record["step"] for record in evals] == [0, 1]

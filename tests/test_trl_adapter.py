@@ -8,6 +8,7 @@ import os
 import gymnasium as gym
 import pytest
 import torch
+from agents_helpers import HalfRightEngine
 
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.agents import RolloutConfig, TurnEncoder, collate_episodes, default_tiny_model, make_engine, run_rollouts
@@ -89,6 +90,70 @@ def test_grpo_trainer_trains_on_env_episodes_with_env_tokens_masked(tmp_path):
     assert any(h.get("grad_norm", 0) > 0 for h in trainer.state.log_history)
     changed = sum(float((before[name] - tensor).abs().sum()) for name, tensor in model.state_dict().items())
     assert changed > 0 and all(torch.isfinite(t).all() for t in model.state_dict().values())
+
+
+class RecordingHalfRightEngine(HalfRightEngine):
+    """``HalfRightEngine`` over the trainer's live model, keeping what it served and whether it was right."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.served: list[tuple[list[int], list[int], bool, float]] = []  # prompt, ids, right, logprob when served
+
+    def generate(self, prompts, sampling):
+        outputs = super().generate(prompts, sampling)
+        for prompt, output in zip(prompts, outputs):
+            right = "Nowhere At All" not in self.tokenizer.decode(output.token_ids)
+            self.served.append((list(prompt), list(output.token_ids), right, sum(output.logprobs)))
+        return outputs
+
+
+def sequence_logprob(model, prompt: list[int], ids: list[int]) -> float:
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + ids])).logits[0, len(prompt) - 1 : -1].float()
+    return float(torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids)[:, None]).sum())
+
+
+@pytest.mark.slow
+def test_a_trl_step_on_mixed_env_rewards_moves_towards_the_rewarded_completions(tmp_path):
+    """Each group: two copies answer right (the env scores 1.0), two wrong (0.1). TRL must get
+    those rewards from the env (non-zero advantages) and its SGD step must raise the right
+    completions' logprob relative to the wrong ones' (to first order the gap grows by
+    lr * A * |grad(right) - grad(wrong)|^2); a reward that did not reach TRL leaves it flat."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    trl = import_trl()
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    path = default_tiny_model()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    items = load_qa("demo", split="train", limit=1)
+    protocol = make_env().unwrapped.protocol
+    engine = RecordingHalfRightEngine(model, tokenizer, {item.question: item.golden_answers[0] for item in items}, protocol)
+    adapter = TRLRolloutAdapter(make_env, items, RolloutConfig(max_new_tokens_per_turn=48, max_response_tokens=96), make_engine=lambda trainer: engine)
+    advantages = []
+
+    class Recording(trl.GRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            output = super()._generate_and_score_completions(inputs)
+            advantages.append(output["advantages"].clone())
+            return output
+
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4, max_steps=1, learning_rate=1e-2, optim="sgd",
+        logging_steps=1, report_to=[], use_cpu=True, max_completion_length=96, save_strategy="no",
+    )  # fmt: skip
+    trainer = Recording(model=model, reward_funcs=[env_reward], args=args, train_dataset=adapter.dataset(), processing_class=tokenizer, rollout_func=adapter)
+    trainer.train()
+
+    rewards = [log["rewards/env_reward/mean"] for log in trainer.state.log_history if "rewards/env_reward/mean" in log]
+    assert rewards == [pytest.approx(0.55)]  # (1.0 + 0.1) / 2: the env's ReSearch rewards, as TRL logged them
+    assert sorted(right for _, _, right, _ in engine.served) == [False, False, True, True]
+    assert advantages and (advantages[0] > 0).sum() == 2 and (advantages[0] < 0).sum() == 2
+    change = {True: [], False: []}  # logprob after the step minus when served (before it)
+    for prompt, ids, right, served in engine.served:
+        change[right].append(sequence_logprob(model, prompt, ids) - served)
+    gain = sum(change[True]) / 2 - sum(change[False]) / 2
+    assert gain > 1e-4, change
 
 
 def test_a_plain_torch_loop_consumes_collated_episodes():

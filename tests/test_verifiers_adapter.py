@@ -20,6 +20,7 @@ import gymnasium as gym
 import pytest
 from conftest import REPO_ROOT
 from test_eval_endpoint import vllm_server  # noqa: F401 - the tiny model behind vLLM's OpenAI server
+from web_servers import LoopbackServer
 
 import deepresearch  # noqa: F401 - registers the env ids
 from deepresearch.envs import end_episode_early
@@ -47,17 +48,15 @@ def vf_eval(base_url: str, out: Path) -> list[dict]:
     return [json.loads(line) for line in traces.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.slow
-@pytest.mark.vllm
-def test_vf_eval_rolls_out_our_env_against_vllm_serve(tmp_path, vllm_server):  # noqa: F811
-    if not (VERIFIERS_VENV / "bin" / "vf-eval").exists():
-        pytest.skip(f"no verifiers venv at {VERIFIERS_VENV}: run `make verifiers-env`")
-    episodes = vf_eval(vllm_server, tmp_path)
+def check_episodes_against_the_env(episodes: list[dict], base_url: str) -> list[float]:
+    """Replay each recorded episode through a fresh env: the user turns after the prompt are exactly
+    the env's observations and the recorded reward is the env's. Returns the rewards."""
     assert len(episodes) == EPISODES and all(episode["ok"] and not episode["errors"] for episode in episodes)
+    rewards = []
     for episode in episodes:
         (trace,) = episode["traces"]
         data = trace["task"]["data"]
-        assert trace["agent"]["config"]["client"]["base_url"] == vllm_server and trace["agent"]["config"]["model"] == "tiny"
+        assert trace["agent"]["config"]["client"]["base_url"] == base_url and trace["agent"]["config"]["model"] == "tiny"
         env = gym.make(data["env_id"], **data["env_kwargs"])
         _, info = env.reset(options={"id": data["id"], "question": data["question"], "golden_answers": data["golden_answers"]})
         nodes = [node["message"] for node in trace["nodes"]]
@@ -79,3 +78,55 @@ def test_vf_eval_rolls_out_our_env_against_vllm_serve(tmp_path, vllm_server):  #
         assert trace["rewards"]["env_reward"]["score"] == reward and trace["rewards"]["env_reward"]["weight"] == 1.0
         assert done and trace["info"]["reward_components"] == step_info["reward_components"]
         env.close()
+        rewards.append(reward)
+    return rewards
+
+
+def require_verifiers_venv() -> None:
+    if not (VERIFIERS_VENV / "bin" / "vf-eval").exists():
+        pytest.skip(f"no verifiers venv at {VERIFIERS_VENV}: run `make verifiers-env`")
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vf_eval_rolls_out_our_env_against_vllm_serve(tmp_path, vllm_server):  # noqa: F811
+    require_verifiers_venv()
+    check_episodes_against_the_env(vf_eval(vllm_server, tmp_path), vllm_server)
+
+
+def scripted_chat_model() -> dict:
+    """An OpenAI chat-completions route that answers as tests/scripted_policy.py (search, then the
+    gold answer): a model that scores, which the untrained tiny model behind vLLM never does."""
+    from scripted_policy import ScriptedSearchPolicy
+
+    policy = ScriptedSearchPolicy("search_r1")
+
+    def complete(handler, request):
+        body = request.json()
+        reply, _ = policy.next_turn("\n".join(message["content"] for message in body["messages"]))
+        header = {"id": f"chatcmpl-{len(handler.server.requests)}", "created": 0, "model": body["model"]}
+        usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        if not body.get("stream"):
+            choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop", "logprobs": None}
+            handler.send_json({**header, "object": "chat.completion", "choices": [choice], "usage": usage})
+            return
+        chunks = [  # server-sent events, as OpenAI streams a completion
+            {"index": 0, "delta": {"role": "assistant", "content": reply}, "finish_reason": None},
+            {"index": 0, "delta": {}, "finish_reason": "stop"},
+        ]
+        events = [{**header, "object": "chat.completion.chunk", "choices": [chunk]} for chunk in chunks]
+        events.append({**header, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        stream = "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
+        handler.send_body(200, "text/event-stream", stream.encode())
+
+    return {"/v1/chat/completions": complete}
+
+
+@pytest.mark.slow
+def test_vf_eval_records_the_reward_of_an_episode_that_scores(tmp_path):
+    """A model that searches and answers right: verifiers must record the env's reward 1 (a
+    recorded reward of 0 passes against the untrained model, never here)."""
+    require_verifiers_venv()
+    with LoopbackServer(scripted_chat_model()) as server:
+        rewards = check_episodes_against_the_env(vf_eval(server.url + "/v1", tmp_path), server.url + "/v1")
+    assert rewards == [1.0] * EPISODES

@@ -8,6 +8,7 @@ import threading
 from types import SimpleNamespace
 
 import pytest
+from agents_helpers import ReplayEngine, mask_runs, oracle_script
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, default_tiny_model, make_engine, run_rollouts
 from deepresearch.agents.adapters.verl import (
@@ -72,6 +73,23 @@ def test_episodes_through_the_async_server_bridge_equal_direct_ones(hf_engine, e
     assert fields["response_mask"] == bridged[0].loss_mask[:20] and len(fields["response_ids"]) == len(fields["response_logprobs"]) <= 20
     assert fields["reward_score"] == bridged[0].reward and fields["num_turns"] == 1 + 2 * bridged[0].turns
     assert 0 in bridged[0].loss_mask  # env text (format feedback to the untrained policy) is masked for verl too
+
+
+def test_a_rewarded_episode_through_the_bridge_reaches_verl_with_its_reward_and_env_mask(hf_engine, event_loop_thread):
+    """The oracle's episode scores 1: ``reward_score`` must carry it (a bridge that lost the
+    reward would pass the untrained model's all-zero episodes), and the mask must be 0
+    exactly on the env's results."""
+    encoder = TurnEncoder(hf_engine.tokenizer, "text")
+    env = make_wiki_env(protocol="research", max_turns=3)
+    replay = ReplayEngine(hf_engine.tokenizer, [oracle_script(env, 0, encoder)])
+    config = RolloutConfig(max_new_tokens_per_turn=64, max_response_tokens=1024, temperature=0.0)
+    bridged = AsyncServerEngine(hf_engine.tokenizer, token_server(replay), event_loop_thread)
+    (episode,), _ = run_rollouts(bridged, [env], [{"options": {"index": 0}}], [0], config, encoder)
+    fields = agent_output_fields(episode, prompt_length=len(episode.prompt_ids), response_length=1024)
+    assert episode.reward == 1.0 and fields["reward_score"] == 1.0 and fields["num_turns"] == 1 + 2 * episode.turns
+    assert fields["response_mask"] == episode.loss_mask and fields["response_ids"] == episode.response_ids
+    env_runs = [hf_engine.tokenizer.decode(ids) for flag, ids in mask_runs(fields["response_ids"], fields["response_mask"]) if flag == 0]
+    assert env_runs and all(text.strip().startswith("<result>") and text.strip().endswith("</result>") for text in env_runs)
 
 
 def test_question_from_a_verl_dataset_row():

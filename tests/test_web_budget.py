@@ -64,7 +64,7 @@ def test_env_caps_in_money_with_an_overridden_price(provider, tmp_path):
     assert backend.stats.as_dict()["cost_usd"] == pytest.approx(0.06)
 
 
-def test_failed_calls_count_as_calls_but_cost_nothing(provider, tmp_path):
+def test_failed_calls_are_counted_but_cost_nothing(provider, tmp_path):
     backend = backend_for(provider, tmp_path, max_cost_usd=2.0, prices_usd={"serper": 0.5})  # 3 fit in flight
     provider.behaviour.fail_status = 500
     assert contents(backend.search(["x", "y", "z"], 3)) == ["search failed: serper answered HTTP 500"] * 3

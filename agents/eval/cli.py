@@ -60,6 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     parser.add_argument("--judge-model", help="served judge model name")
     parser.add_argument("--out", default="runs/eval", help="output folder")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="engine logs on the console (default: OUT/engine.log)")
     return run
 
 
@@ -126,10 +127,11 @@ def _runner(args: argparse.Namespace, responses: dict[str, str] | None) -> Any:
             raise SystemExit("the endpoint policy needs --endpoint URL and --model NAME")
         config = ChatPolicyConfig(max_tokens=args.max_new_tokens, vllm_extensions=not args.no_vllm_extensions)
         return TextPolicyRunner(make_env, ChatPolicy(_client(args, args.endpoint, args.model), config), args.workers)
-    from deepresearch.agents import RolloutConfig, TurnEncoder, default_tiny_model, make_engine
+    from deepresearch.agents import RolloutConfig, TurnEncoder, default_tiny_model
+    from deepresearch.agents.rollout.engines.console import make_command_engine
 
     model = args.model or str(default_tiny_model())
-    engine = make_engine(args.engine, model, gguf_file=args.gguf_file)
+    engine = make_command_engine(args.engine, model, args.out, args.verbose, gguf_file=args.gguf_file)
     rollout = RolloutConfig(
         max_new_tokens_per_turn=args.max_new_tokens, max_response_tokens=args.max_response_tokens, temperature=0.0, schedule=args.schedule
     )

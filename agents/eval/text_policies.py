@@ -77,7 +77,7 @@ def run_text_episode(env: Any, policy: TextPolicy, reset_kwargs: dict[str, Any])
         observation, reward, terminated, truncated, info = env.step(action)
         episode.turns += 1
         episode.transcript, episode.segments = info.get("transcript", ""), info.get("segments", [])
-        _extend_messages(messages, action, observation, info.get("new_messages") or [])
+        extend_messages(messages, action, observation, info.get("new_messages") or [])
         if terminated or truncated:
             episode.reward = float(reward)
             episode.reward_components = dict(info.get("reward_components", {}))
@@ -85,7 +85,9 @@ def run_text_episode(env: Any, policy: TextPolicy, reset_kwargs: dict[str, Any])
             return episode
 
 
-def _extend_messages(messages: list[dict[str, Any]], action: str, observation: str, new_messages: list[dict[str, Any]]) -> None:
+def extend_messages(messages: list[dict[str, Any]], action: str, observation: str, new_messages: list[dict[str, Any]]) -> None:
+    """Add one env step to a chat conversation: a tool turn after the assistant's, or the
+    observation appended to the open assistant message (protocols that continue the turn)."""
     if new_messages:
         messages.append({"role": "assistant", "content": action})
         messages.extend(dict(message) for message in new_messages)

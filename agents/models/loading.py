@@ -25,8 +25,13 @@ def load_policy(
     lora_alpha: int = 32,
     gradient_checkpointing: bool = False,
     gguf_file: str | None = None,
+    trainable_layers: int = 0,
 ) -> tuple[Any, Any]:
     """(model, tokenizer) ready to train: fp32 weights (autocast does bf16 on GPU), optional LoRA.
+
+    ``trainable_layers`` > 0 trains only the last that many decoder layers and the final norm
+    (LoRA, if any, goes on those layers only): the backward pass and its saved activations
+    then stop at the first trained layer, which on a CPU is most of a step's cost.
 
     ``model`` may be a ``.gguf`` file, or a folder with ``gguf_file`` naming one in it
     (converted to a cached Hugging Face folder on first use, see ``models.gguf``).
@@ -41,13 +46,49 @@ def load_policy(
     if gradient_checkpointing:
         policy.gradient_checkpointing_enable()
         policy.config.use_cache = False
+    trained = freeze_all_but_last_layers(policy, trainable_layers) if trainable_layers > 0 else None
     if lora_rank > 0:
         from peft import LoraConfig, get_peft_model
 
-        policy = get_peft_model(
-            policy, LoraConfig(r=lora_rank, lora_alpha=lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
-        )
+        # PEFT takes a layer subset only with module names listed (not with "all-linear").
+        targets = "all-linear" if trained is None else _linear_modules_in(policy, trained)
+        policy = get_peft_model(policy, LoraConfig(r=lora_rank, lora_alpha=lora_alpha, target_modules=targets, task_type="CAUSAL_LM"))
     return policy, tokenizer
+
+
+def freeze_all_but_last_layers(model: Any, count: int) -> list[int]:
+    """Freeze every parameter except the last ``count`` decoder layers' and the final norm's
+    (embeddings and a tied head stay frozen); returns the trained layers' indices.
+
+    Needs the Hugging Face decoder layout: ``get_decoder()`` with a ``layers`` list and a ``norm``.
+    """
+    decoder = model.get_decoder()
+    layers, norm = getattr(decoder, "layers", None), getattr(decoder, "norm", None)
+    if not isinstance(layers, torch.nn.ModuleList) or not isinstance(norm, torch.nn.Module):
+        raise ValueError(f"trainable_layers needs a decoder with .layers and .norm; {type(model).__name__}'s has not")
+    if not 0 < count <= len(layers):
+        raise ValueError(f"trainable_layers must be in 1..{len(layers)} for {type(model).__name__}, got {count}")
+    model.requires_grad_(False)
+    trained = list(range(len(layers) - count, len(layers)))
+    for index in trained:
+        layers[index].requires_grad_(True)
+    norm.requires_grad_(True)
+    return trained
+
+
+def _linear_modules_in(model: Any, layer_indices: list[int]) -> list[str]:
+    """Full names of the linear modules inside the given decoder layers."""
+    layers = model.get_decoder().layers
+    return [
+        f"{prefix}.{name}" if name else prefix
+        for prefix, layer in ((_module_name(model, layers[i]), layers[i]) for i in layer_indices)
+        for name, module in layer.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    ]
+
+
+def _module_name(model: Any, target: Any) -> str:
+    return next(name for name, module in model.named_modules() if module is target)
 
 
 def engine_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:

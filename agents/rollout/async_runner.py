@@ -11,8 +11,9 @@ while envs wait on the network.
 The steps applied to an episode are the turn-synchronous reference's
 (``episode_state.py``), so the invariants are the same: token-in-token-out,
 ``loss_mask``, rollout logprobs, token budgets, ``end_episode_early`` at a length
-cut-off, the end-of-episode decode check, and an env that raises drops only its
-own episode. With greedy decoding both schedules give the same token streams.
+cut-off, the end-of-episode decode check, and an env that raises, or an engine
+request that raises or outlives ``generation_deadline_s``, drops only its own
+episode. With greedy decoding both schedules give the same token streams.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before Python 3.11
 from contextlib import contextmanager
 from typing import Any
 
-from deepresearch.agents.rollout.engines.base import RolloutEngine, sampling_request
+from deepresearch.agents.rollout.engines.base import Generation, RolloutEngine, SamplingConfig, sampling_request
 from deepresearch.agents.rollout.engines.continuous import RequestEngine, request_engine
 from deepresearch.agents.rollout.episode import Episode
 from deepresearch.agents.rollout.episode_state import EpisodeState, RolloutConfig, RolloutStats, finished_episodes, safe_env_call
@@ -43,9 +45,10 @@ def run_rollouts_async(request: RolloutRequest, *legacy: Any, **legacy_kwargs: A
     engine, envs, config, encoder = request.engine, request.envs, request.config, request.encoder
     stats = RolloutStats()
     wall_start = time.perf_counter()
-    with request_engine(engine) as requests, ThreadPoolExecutor(max_workers=max(1, len(envs)), thread_name_prefix="episode") as pool:
+    stalled = threading.Event()  # a request outlived its deadline: its engine call may never return
+    with request_engine(engine, stalled.is_set) as requests, ThreadPoolExecutor(max_workers=max(1, len(envs)), thread_name_prefix="episode") as pool:
         busy_before = requests.busy_seconds
-        driver = _Driver(requests, engine, config, encoder, stats, request.on_finished)
+        driver = _Driver(requests, engine, config, encoder, stats, request.on_finished, stalled)
         futures = [pool.submit(driver.episode, slot, *work) for slot, work in enumerate(zip(envs, request.resets, request.group_ids))]
         states = [future.result() for future in futures]
         stats.generate_seconds = requests.busy_seconds - busy_before
@@ -76,11 +79,13 @@ class _Driver:
         encoder: TurnEncoder,
         stats: RolloutStats,
         on_finished: Callable[[int], None] | None,
+        stalled: threading.Event,
     ) -> None:
         self.requests, self.config, self.encoder, self.stats = requests, config, encoder, stats
         self.eos_ids = engine.end_of_turn_ids
         self.context_limit = engine.max_model_len
         self.on_finished = on_finished
+        self.stalled = stalled
         self._env_slots = threading.BoundedSemaphore(config.env_threads)
         self._lock = threading.Lock()
 
@@ -103,7 +108,9 @@ class _Driver:
                     safe_env_call(state, "scoring", state.end_for_length)
                 break
             sampling = sampling_request(self.config, budget, state.stop, request_seed(self.config.seed, turn, slot))
-            generation = self.requests.submit(state.episode.input_ids, sampling).result()
+            generation = self._generate(state, sampling)
+            if generation is None:
+                break
             state.take_generation(generation)
             with self._lock:
                 self.stats.generated_tokens += len(generation.token_ids)
@@ -111,6 +118,19 @@ class _Driver:
                 safe_env_call(state, "step", state.step_env, self.encoder, self.eos_ids, self.config)
         self._report()
         return state
+
+    def _generate(self, state: EpisodeState, sampling: SamplingConfig) -> Generation | None:
+        """The episode's next generation, or None when the engine failed it (the episode is dropped):
+        the request raised, or had no answer by ``generation_deadline_s``."""
+        deadline = self.config.generation_deadline_s
+        try:
+            return self.requests.submit(state.episode.input_ids, sampling).result(timeout=deadline)
+        except FutureTimeout:
+            self.stalled.set()
+            state.drop(f"engine request failed (no answer after {deadline:g} s)")
+        except Exception as error:  # noqa: BLE001 - one request's failure is its episode's
+            state.drop(f"engine request failed ({type(error).__name__}: {error})")
+        return None
 
     @contextmanager
     def _env_call(self) -> Iterator[None]:

@@ -7,7 +7,9 @@ token-in-token-out (sampled ids appended as sampled, ``loss_mask`` 1 and the
 engine logprob kept; only env text is tokenised), the per-turn and per-episode
 token budgets, ``end_episode_early`` at a length cut-off, the end-of-episode
 decode check, and an env that raises ends only its own episode (dropped and
-counted, never a crash of the others).
+counted, never a crash of the others). So do an engine request that raises or
+outlives ``generation_deadline_s``, and (``drop_on_tool_error``) a tool call the env
+reports as failed: no episode is scored on an observation it never got.
 """
 
 from __future__ import annotations
@@ -47,10 +49,18 @@ class RolloutConfig:
     # Sampling seed; None: unseeded. The trainer sets one per step.
     seed: int | None = None
     schedule: RolloutSchedule = "async"
+    # An engine request (async) or call (sync) still unanswered after this many seconds is given
+    # up: its episodes are dropped and counted instead of the run stalling (None: wait forever).
+    generation_deadline_s: float | None = 600.0
+    # Drop (and count) an episode whose env reports a failed tool call (``info["tool_error"]``: the
+    # retriever was unreachable) instead of training on an observation it never got.
+    drop_on_tool_error: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens_per_turn <= self.max_response_tokens:
             raise ValueError("need 1 <= max_new_tokens_per_turn <= max_response_tokens")
+        if self.generation_deadline_s is not None and self.generation_deadline_s <= 0:
+            raise ValueError(f"generation_deadline_s must be > 0 or None, got {self.generation_deadline_s}")
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.env_threads < 1:
             raise ValueError("need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and env_threads >= 1")
         if self.schedule not in ("async", "sync"):
@@ -100,7 +110,7 @@ class EpisodeState:
 
     ``own_transcript`` is kept for envs whose ``info`` carries no transcript and segments
     (any Gymnasium text env): the loop knows who wrote each piece, so it records them.
-    ``error`` is set when the env raised; the episode then ends and is dropped.
+    ``error`` is set when the env or the engine failed the episode; it then ends and is dropped.
     """
 
     def __init__(self, env: Any, episode: Episode, stop: tuple[str, ...], prompt: str, info: dict[str, Any]) -> None:
@@ -150,6 +160,9 @@ class EpisodeState:
         observation, reward, terminated, truncated, info = self.env.step(action)
         episode.turns += 1
         self.record(info, action, observation)
+        if config.drop_on_tool_error and info.get("tool_error"):
+            self.drop(f"env tool failed: {info['tool_error']}")
+            return
         if terminated or truncated:
             self.done = True
             episode.untokenized_tail = observation
@@ -173,8 +186,12 @@ class EpisodeState:
 
     def fail(self, where: str, error: BaseException) -> None:
         """The env raised: end this episode only; it is dropped at the end, with the reason."""
+        self.drop(f"env {where} raised {type(error).__name__}: {error}")
+
+    def drop(self, reason: str) -> None:
+        """End this episode only; it is dropped at the end and counted under ``reason``."""
         self.done = True
-        self.error = f"env {where} raised {type(error).__name__}: {error}"
+        self.error = reason
 
 
 def safe_env_call(state: EpisodeState, where: str, call: Any, *args: Any) -> None:
@@ -214,7 +231,10 @@ def check_policy_text(episode: Episode, tokenizer: Any, eos_ids: frozenset[int],
         return "decoded policy turns differ from the env's policy spans"
     if mode == "text":
         prompt_end = episode.segments[0]["end"] if episode.segments[0]["source"] == "prompt" else 0
-        decoded = tokenizer.decode([t for t in episode.response_ids if t not in eos_ids])
+        # End-of-turn ids are dropped only where the policy sampled them: env text may hold the
+        # same special token literally (DeepResearcher's tool turns are ChatML text).
+        kept = [t for t, sampled in zip(episode.response_ids, episode.loss_mask) if not (sampled and t in eos_ids)]
+        decoded = tokenizer.decode(kept)
         if decoded + episode.untokenized_tail != episode.transcript[prompt_end:]:
             return "decoded response differs from the transcript"
     return None

@@ -2,7 +2,8 @@
 
 Every turn, all active episodes generate together in one engine call; then their
 envs step concurrently in threads, and nobody starts the next turn until the
-slowest generation and the slowest env step are done. The per-episode
+slowest generation and the slowest env step are done; a call that raises or
+outlives ``generation_deadline_s`` drops the episodes it carried. The per-episode
 asynchronous schedule (``async_runner.py``) is the default; this one stays as the
 reference it is tested against (greedy decoding gives the same token streams).
 What happens to each episode (``episode_state.py``) is shared by both.
@@ -15,6 +16,7 @@ from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from deepresearch.agents.rollout.deadline import DeadlineExceeded, call_with_deadline
 from deepresearch.agents.rollout.engines.base import RolloutEngine, sampling_request
 from deepresearch.agents.rollout.episode import Episode
 from deepresearch.agents.rollout.episode_state import (
@@ -56,6 +58,7 @@ def run_rollouts(request: RolloutRequest, *legacy: Any, **legacy_kwargs: Any) ->
             if not running:
                 break
             _generate_turn(engine, running, budgets, config, stats, turn)
+            running = [a for a in running if not a.done]  # a failed engine call dropped its episodes
             start = time.perf_counter()
             list(pool.map(lambda a: safe_env_call(a, "step", a.step_env, encoder, eos_ids, config), running))
             stats.env_seconds += time.perf_counter() - start
@@ -103,8 +106,16 @@ def _generate_turn(
     for (stop, max_new), items in by_params.items():
         sampling = sampling_request(config, max_new, stop, None if config.seed is None else config.seed + turn)
         start = time.perf_counter()
-        generations = engine.generate([item.episode.input_ids for item in items], sampling)
-        stats.generate_seconds += time.perf_counter() - start
+        prompts = [item.episode.input_ids for item in items]
+        try:
+            generations = call_with_deadline(lambda: engine.generate(prompts, sampling), config.generation_deadline_s)
+        except Exception as error:  # noqa: BLE001 - a failed call drops its episodes, not the run
+            detail = str(error) if isinstance(error, DeadlineExceeded) else f"{type(error).__name__}: {error}"
+            for item in items:
+                item.drop(f"engine call failed ({detail})")
+            continue
+        finally:
+            stats.generate_seconds += time.perf_counter() - start
         for item, generation in zip(items, generations):
             item.take_generation(generation)
             stats.generated_tokens += len(generation.token_ids)

@@ -2,16 +2,19 @@
 
 A checkpoint is ``checkpoint-<step>/`` holding ``state/`` (model and optimizer in DCP's
 format: each rank writes its own shards, plus one metadata file), ``trainer_state.pt``
-(step, scheduler, data position, config), one ``rng-rank<r>.pt`` per rank, and
-``COMPLETE``. DCP saves tensors with their global shapes, so a checkpoint written by N
+(step, scheduler, data position, config), one ``rng-rank<r>.pt`` and one
+``rank-state-rank<r>.pt`` (what that rank's rollout producer generated ahead) per rank,
+and ``COMPLETE``. DCP saves tensors with their global shapes, so a checkpoint written by N
 processes loads into M (2 -> 1, 1 -> 2, ...): each rank reads the slices it owns. Only
 trainable parameters are saved (frozen ones, e.g. a LoRA base, come from ``config.model``).
 
 Atomicity: everything is written into ``.checkpoint-<step>.tmp`` beside its final place; rank
 0 writes ``COMPLETE`` last (fsynced) and renames the directory (``os.replace`` is atomic on
 one filesystem). ``latest_checkpoint`` ignores any directory without the marker, so a run
-killed mid-write (any rank, even ``kill -9``) resumes from the previous complete one. Every
-rank must see the same directory: on several nodes use a shared filesystem.
+killed mid-write (any rank, even ``kill -9``) resumes from the previous complete one. A write
+that fails (the disk is full) removes its staging directory and raises ``CheckpointError``
+naming the intact previous checkpoint. Every rank must see the same directory: on several
+nodes use a shared filesystem.
 """
 
 from __future__ import annotations
@@ -76,31 +79,41 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     parallel: Parallel,
     keep: int = 2,
+    rank_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``root/checkpoint-<step>`` atomically (every rank calls this); keep the newest ``keep``."""
+    """Write ``root/checkpoint-<step>`` atomically (every rank calls this); keep the newest ``keep``.
+    ``rank_state``: this rank's own state, read back by ``load_rank_state`` at the same world size."""
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     final = root / f"{PREFIX}{step:07d}"
     staging = root / f".{final.name}.tmp"
-    if parallel.is_main:
-        root.mkdir(parents=True, exist_ok=True)
+    try:
+        if parallel.is_main:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+        parallel.barrier()
+        model_state, optimizer_state = get_state_dict(model, optimizer, options=_state_dict_options())
+        with _single_process_quiet(parallel):
+            state = {"model": model_state, "optimizer": optimizer_state}
+            dcp.save(state, checkpoint_id=str(staging / STATE_DIR), no_dist=not parallel.is_distributed)
+        torch.save(rng_state(), staging / f"rng-rank{parallel.rank}.pt")
+        torch.save(rank_state or {}, staging / f"rank-state-rank{parallel.rank}.pt")
+        if parallel.is_main:
+            torch.save(trainer_state, staging / "trainer_state.pt")
+            (staging / "meta.json").write_text(json.dumps({"step": step, "world_size": parallel.world_size}))
+        parallel.barrier()
+        if parallel.is_main:
+            with open(staging / MARKER, "w") as marker:
+                marker.write("ok")
+                marker.flush()
+                os.fsync(marker.fileno())
+    except (Exception, CheckpointException) as error:  # e.g. the disk is full: free what was written, keep the rest
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-    parallel.barrier()
-    model_state, optimizer_state = get_state_dict(model, optimizer, options=_state_dict_options())
-    with _single_process_quiet(parallel):
-        dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(staging / STATE_DIR), no_dist=not parallel.is_distributed)
-    torch.save(rng_state(), staging / f"rng-rank{parallel.rank}.pt")
+        raise CheckpointError(final, error) from error
     if parallel.is_main:
-        torch.save(trainer_state, staging / "trainer_state.pt")
-        (staging / "meta.json").write_text(json.dumps({"step": step, "world_size": parallel.world_size}))
-    parallel.barrier()
-    if parallel.is_main:
-        with open(staging / MARKER, "w") as marker:
-            marker.write("ok")
-            marker.flush()
-            os.fsync(marker.fileno())
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
@@ -108,6 +121,23 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
     parallel.barrier()
     return final
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written; what was written of it is removed, older ones are untouched.
+
+    The message names the checkpoint, the cause (DCP's own report is a traceback per rank:
+    its last line), the space left on the filesystem and the checkpoint a resume would use.
+    """
+
+    def __init__(self, checkpoint: Path, error: BaseException) -> None:
+        lines = str(error).strip().splitlines()
+        cause = f"{type(error).__name__}: {lines[-1].strip() if lines else ''}"
+        existing = next(parent for parent in checkpoint.parents if parent.exists())
+        free_mb = shutil.disk_usage(existing).free / 1024**2
+        previous = latest_checkpoint(checkpoint.parent)
+        kept = f"{previous} is intact" if previous is not None else "there is no earlier checkpoint"
+        super().__init__(f"could not write checkpoint {checkpoint} ({cause}; {free_mb:.0f} MB free there); {kept}")
 
 
 def load_checkpoint(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, parallel: Parallel) -> dict[str, Any]:
@@ -124,6 +154,16 @@ def load_checkpoint(checkpoint: Path, model: torch.nn.Module, optimizer: torch.o
     # A rank the saving run did not have (1 -> 2) continues from rank 0's generator state.
     restore_rng_state(torch.load(own_rng if own_rng.is_file() else checkpoint / "rng-rank0.pt", weights_only=False))
     return load_trainer_state(checkpoint)
+
+
+def load_rank_state(checkpoint: Path, parallel: Parallel) -> dict[str, Any] | None:
+    """This rank's ``rank_state``, or None when the checkpoint was written at another world
+    size (its ranks' states do not map onto this run's) or holds none."""
+    meta = json.loads((checkpoint / "meta.json").read_text())
+    path = checkpoint / f"rank-state-rank{parallel.rank}.pt"
+    if meta["world_size"] != parallel.world_size or not path.is_file():
+        return None
+    return torch.load(path, weights_only=False) or None
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:

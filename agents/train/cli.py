@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config_to_yaml(run_file.config, run_file.recipe), end="")
         return 0
+    from deepresearch.agents.train.checkpoint import CheckpointError
+    from deepresearch.agents.train.health import TrainingHalted
     from deepresearch.agents.train.metrics_log import read_metrics
+    from deepresearch.agents.train.stop_signals import TrainingInterrupted
     from deepresearch.agents.train.plots import plot_run
     from deepresearch.agents.train.trainer import GRPOTrainer
 
@@ -50,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     trainer.log(f"training on {trainer.parallel.world_size} process(es), {trainer.device}; output in {config.output_dir}")
     try:
         trainer.train()
+    except (TrainingInterrupted, TrainingHalted, CheckpointError) as error:
+        print(f"deepresearch train: {error}", file=sys.stderr)
+        return error.exit_code if isinstance(error, TrainingInterrupted) else 1
     finally:
         trainer.close()
     output_dir = Path(config.output_dir)

@@ -20,8 +20,10 @@ from deepresearch.agents.grpo.update import UpdateConfig
 from deepresearch.agents.rollout.engines.factory import resolve_engine_name
 from deepresearch.agents.rollout.episode_state import RolloutConfig
 from deepresearch.agents.train.distributed import DistributedConfig
+from deepresearch.agents.train.health import HealthConfig
 from deepresearch.agents.train.metrics_log import check_report_to
 from deepresearch.agents.train.typed_config import build_dataclass
+from deepresearch.agents.train.warm_start import WarmStartConfig
 
 # Truncated-importance-sampling cap used when rollouts may be stale and none was set.
 STALE_ROLLOUT_TIS_CAP = 2.0
@@ -49,8 +51,11 @@ class OptimizerConfig:
 
 @dataclass
 class GRPOConfig:
-    # Model: a Hugging Face id or local path; None builds (or reuses) the tiny offline model.
+    # Model: a Hugging Face id, local path, .gguf file or packaged name ("smollm2"); None builds
+    # (or reuses) the tiny offline model.
     model: str | None = None
+    # SFT on a scripted teacher first, into OUTPUT/warm_start (reused while unchanged); off by default.
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
     env_id: str = "DeepResearch-Wiki-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     # Held-out evaluation env kwargs; None = env_kwargs with split="test".
@@ -79,10 +84,14 @@ class GRPOConfig:
     # Linear learning-rate warm-up over this many steps (0: none).
     warmup_steps: int = 0
     gradient_checkpointing: bool = False
+    # Train only the last N decoder layers and the final norm (0: all); LoRA then goes on those.
+    trainable_layers: int = 0
     lora_rank: int = 0
     lora_alpha: int = 32
     # Sharding when launched by torchrun with several processes (FSDP2).
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    # When repeated faults stop the run, and the collapse signals it warns about.
+    health: HealthConfig = field(default_factory=HealthConfig)
     # Experiment trackers: any of "jsonl" (OUTPUT/metrics.jsonl, read by plots), "tensorboard", "wandb".
     report_to: tuple[str, ...] = ("jsonl", "tensorboard")
     # Bookkeeping
@@ -108,6 +117,8 @@ class GRPOConfig:
             raise ValueError("group_size must be >= 2: GRPO's baseline is the group's mean reward")
         if self.questions_per_step < 1 or self.steps < 0:
             raise ValueError("questions_per_step must be >= 1 and steps >= 0")
+        if self.trainable_layers < 0:
+            raise ValueError(f"trainable_layers must be >= 0, got {self.trainable_layers}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.max_staleness < 0 or self.dynamic_sampling_rounds < 0:

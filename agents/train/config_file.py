@@ -65,6 +65,15 @@ def load_run_file(path: str | Path | None, overrides: list[str] | tuple[str, ...
     return RunFile(config=build_dataclass(GRPOConfig, raw, ""), recipe=recipe)
 
 
+def with_overrides(config: GRPOConfig, overrides: dict[str, Any]) -> GRPOConfig:
+    """``config`` with values at dotted paths replaced (``{"update.loss.kl_coef": 0.01}``), checked
+    as a config file is."""
+    tree = config.to_dict()
+    for key, value in overrides.items():
+        set_dotted(tree, key, value)
+    return build_dataclass(GRPOConfig, tree, "")
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> GRPOConfig:
     return load_run_file(path, overrides).config
 

@@ -20,19 +20,16 @@ Sized for two CPU cores and a ~1.5M-parameter model trained from scratch:
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from deepresearch.agents.rollout.runner import RolloutConfig
 from deepresearch.agents.train.config import GRPOConfig, OptimizerConfig
 from deepresearch.agents.train.sft import SFTConfig
-from deepresearch.agents.train.warm_start import warm_start
+from deepresearch.agents.train.warm_start import WarmStartConfig
 
 DEMO_ENV_KWARGS: dict[str, Any] = {"protocol": "search_r1", "max_turns": 3, "top_k": 1}
-DEMO_WARM_START_TRAJECTORIES = 2000
-DEMO_WARM_START_GUESS_RATE = 0.6
 DEMO_SFT = SFTConfig(steps=3000, batch_size=8, learning_rate=3e-3, restart_every=300)
+DEMO_WARM_START = WarmStartConfig(trajectories=2000, think=True, guess_rate=0.6, sft=DEMO_SFT)
 
 
 DEMO_ROLLOUT = RolloutConfig(max_new_tokens_per_turn=32, max_response_tokens=256)
@@ -40,9 +37,10 @@ DEMO_OPTIMIZER = OptimizerConfig(learning_rate=3e-4)
 
 
 def demo_grpo_config(**overrides: Any) -> GRPOConfig:
-    """GRPO on the demo world; keyword arguments override any ``GRPOConfig`` field."""
+    """Warm start and GRPO on the demo world; keyword arguments override any ``GRPOConfig`` field."""
     settings: dict[str, Any] = dict(
         env_kwargs=dict(DEMO_ENV_KWARGS),
+        warm_start=DEMO_WARM_START,
         group_size=8,
         questions_per_step=16,
         steps=40,
@@ -54,22 +52,3 @@ def demo_grpo_config(**overrides: Any) -> GRPOConfig:
     )
     settings.update(overrides)
     return GRPOConfig(**settings)
-
-
-def demo_warm_start(
-    model: str,
-    out_dir: Path,
-    env_id: str = "DeepResearch-Wiki-v0",
-    env_kwargs: dict[str, Any] | None = None,
-    steps: int = DEMO_SFT.steps,
-    guess_rate: float = DEMO_WARM_START_GUESS_RATE,
-    seed: int = 0,
-    on_step: Callable[[int, float], None] | None = None,
-) -> list[float]:
-    """The demo's warm start of ``model`` into ``out_dir``; returns the loss per step."""
-    config = replace(DEMO_SFT, steps=steps, seed=seed)
-    _, losses = warm_start(
-        model, out_dir, env_id, env_kwargs if env_kwargs is not None else DEMO_ENV_KWARGS,
-        trajectories=DEMO_WARM_START_TRAJECTORIES, config=config, think=False, guess_rate=guess_rate, on_step=on_step,
-    )
-    return losses

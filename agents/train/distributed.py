@@ -180,7 +180,7 @@ def update_reduction(name: str) -> Reduction:
     importance-weight distribution of each rank's own tokens: extremes -> ``max``/``min``,
     mean and quantiles -> a mean weighted by the rank's tokens (for the quantiles an
     approximation: the exact ones would need every token's weight on one rank)."""
-    if name in ("grad_norm", "response_tokens", "optimizer_steps"):
+    if name in ("grad_norm", "response_tokens", "optimizer_steps", "nonfinite_steps"):
         return "same"
     if name.startswith("importance/"):
         return reduction_for(name)

@@ -160,6 +160,38 @@ class RolloutProducer:
             recorded = self._sampler_before.get(step)
             return dict(recorded) if recorded is not None else self.sampler.state_dict()
 
+    def checkpoint_state(self, step: int) -> dict[str, Any]:
+        """What a run resumed after ``step`` steps needs to go on exactly as this one does.
+
+        With overlap, the batches of steps ``step .. step + max_staleness - 1`` may already be
+        generated, by older weights than a resumed engine starts with: they are part of the
+        run's state (waited for when still in flight; the trainer waits for the first of them
+        next anyway), together with the sampler position after them. A later batch is
+        generated with the weights of version ``step`` at the earliest, as a resumed run does.
+        On-policy nothing runs ahead and this is the sampler position of ``step``.
+        """
+        ahead = range(step, min(step + self.config.max_staleness, self.config.steps)) if self.overlapped else range(step, step)
+        if len(ahead):
+            self._start_thread()
+        with self._condition:
+            self._condition.wait_for(lambda: all(s in self._ready for s in ahead) or self._error is not None)
+            self._raise_error()
+            return {
+                "next_step": ahead.stop,
+                "ready": {s: self._ready[s] for s in ahead},
+                "sampler_before": {s: self.sampler_state(s) for s in range(step, ahead.stop + 1)},
+            }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``checkpoint_state``'s result (before the first batch is asked for)."""
+        with self._condition:
+            if self._thread is not None or self._ready:
+                raise RuntimeError("restore the producer before it generates anything")
+            self._ready = dict(state["ready"])
+            self._next_step = int(state["next_step"])
+            self._sampler_before.update(state["sampler_before"])
+            self.sampler.load_state_dict(state["sampler_before"][self._next_step])
+
     def close(self) -> None:
         """Stop the producer thread after the batch it is working on."""
         with self._condition:

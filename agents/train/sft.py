@@ -28,12 +28,19 @@ class SFTConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 1024
+    # Sequences per forward/backward (gradient accumulation; None: the whole batch at once).
+    # The loss is normalised by the whole batch's tokens, so any split gives the same step.
+    micro_batch_size: int | None = None
     # Linear decay to 0 over every ``restart_every`` steps, then back to the full rate
     # (0 = one decay over all steps). Restarts get a tiny model off its loss plateau
     # sooner: on the demo, 5 cycles of 300 steps copy names from the context where
     # one 1500-step decay still guesses them.
     restart_every: int = 0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise ValueError(f"micro_batch_size must be >= 1 or None, got {self.micro_batch_size}")
 
 
 def collect_oracle_trajectories(env: Any, count: int, policy: Any) -> list[Trajectory]:
@@ -101,26 +108,37 @@ def sft_train(
     losses = []
     model.train()
     for step in range(config.steps):
-        chosen = [examples[rng.randrange(len(examples))] for _ in range(config.batch_size)]
-        width = max(len(ids) for ids, _ in chosen)
-        input_ids = torch.full((len(chosen), width), pad, dtype=torch.long)
-        attention = torch.zeros_like(input_ids)
-        loss_mask = torch.zeros_like(input_ids)
-        for row, (ids, mask) in enumerate(chosen):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention[row, : len(ids)] = 1
-            loss_mask[row, : len(mask)] = torch.tensor(mask)
-        input_ids, attention, loss_mask = input_ids.to(device), attention.to(device), loss_mask.to(device)
-        target_mask = loss_mask[:, 1:].float()
-        with autocast_for(device):
-            logprobs, _ = masked_next_token_logprobs(model, input_ids, attention, target_mask)
-        loss = -(logprobs * target_mask).sum() / target_mask.sum().clamp(min=1)
+        # Longest first, so each micro-batch pads only to lengths near its own.
+        chosen = sorted((examples[rng.randrange(len(examples))] for _ in range(config.batch_size)), key=lambda e: -len(e[0]))
+        total_tokens = max(sum(sum(mask[1:]) for _, mask in chosen), 1)
+        size = config.micro_batch_size or len(chosen)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_sum = 0.0
+        for start in range(0, len(chosen), size):
+            loss = masked_nll_sum(model, chosen[start : start + size], pad, device) / total_tokens
+            loss.backward()
+            loss_sum += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
         schedule.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss_sum)
         if on_step:
             on_step(step, losses[-1])
     return losses
+
+
+def masked_nll_sum(model: Any, rows: Sequence[tuple[list[int], list[int]]], pad: int, device: torch.device) -> torch.Tensor:
+    """Summed negative log-likelihood of the policy tokens of ``rows`` (ids, loss mask), right-padded."""
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    loss_mask = torch.zeros_like(input_ids)
+    for row, (ids, mask) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        loss_mask[row, : len(mask)] = torch.tensor(mask)
+    input_ids, attention, loss_mask = input_ids.to(device), attention.to(device), loss_mask.to(device)
+    target_mask = loss_mask[:, 1:].float()
+    with autocast_for(device):
+        logprobs, _ = masked_next_token_logprobs(model, input_ids, attention, target_mask)
+    return -(logprobs * target_mask).sum()

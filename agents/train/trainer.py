@@ -9,7 +9,13 @@ producer generates each batch on demand with the newest weights (wake engine,
 roll out, sleep; sync after the update); with ``k > 0`` it generates up to ``k``
 versions ahead in its own thread while the update runs. Held-out evaluation and
 atomic checkpoints every N steps; ``resume`` restores model, optimizer, scheduler,
-RNG and the exact data position.
+RNG, the exact data position and the rollouts generated ahead.
+
+Faults cost at most the step in flight (``health.py``, ``stop_signals.py``): an
+update with a NaN/inf gradient is skipped, episodes the engine or a tool failed are
+dropped and counted, and either stops the run with ``TrainingHalted`` when it repeats;
+collapse signals set ``health/*`` flags and log a warning; SIGTERM/SIGINT finish the
+step in flight, checkpoint it and raise ``TrainingInterrupted``.
 
 Launched by ``torchrun`` with several processes it trains data-parallel: the policy
 (and reference) are sharded with FSDP2, each process runs its own block of the step's
@@ -39,15 +45,19 @@ from deepresearch.agents.models.demo_model import default_tiny_model
 from deepresearch.agents.models.loading import engine_weights, load_policy
 from deepresearch.agents.rollout.batch import collate_episodes
 from deepresearch.agents.rollout.engines import EngineRequest, RolloutEngine, build_training_engine
+from deepresearch.agents.rollout.engines.console import engine_log_path
 from deepresearch.agents.rollout.stats import episode_metrics
 from deepresearch.agents.rollout.turns import TurnEncoder
-from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, save_checkpoint
+from deepresearch.agents.train.checkpoint import export_hf_model, latest_checkpoint, load_checkpoint, load_rank_state, save_checkpoint
 from deepresearch.agents.train.config import GRPOConfig
 from deepresearch.agents.train.distributed import Parallel, reduce_metrics, update_reduction
+from deepresearch.agents.train.health import RunHealth, TrainingHalted
 from deepresearch.agents.train.metrics_log import MetricsLogger, console_line
 from deepresearch.agents.train.producer import ProducedBatch, RolloutProducer
 from deepresearch.agents.train.sampler import QuestionSampler
 from deepresearch.agents.train.sharding import check_same_weights, shard_model
+from deepresearch.agents.train.stop_signals import StopSignals, TrainingInterrupted
+from deepresearch.agents.train.warm_start import warm_started_model
 from deepresearch.agents.trajectories import episode_record
 from deepresearch.envs import question_count
 
@@ -93,11 +103,12 @@ class GRPOTrainer:
         torch.manual_seed(config.seed)  # the same LoRA initialisation on every process
         self.output_dir = Path(config.output_dir)
         self.device = self.parallel.device(config.device)
-        self.model_path = str(config.model) if config.model else str(default_tiny_model())
+        self.model_path = self._warm_started(str(config.model) if config.model else str(default_tiny_model()))
         # Sharded runs load on the CPU: fully_shard moves only each process's shards to its GPU.
         self.load_device = torch.device("cpu") if self.parallel.is_distributed else self.device
         self.model, self.tokenizer = load_policy(
-            self.model_path, self.load_device, config.lora_rank, config.lora_alpha, config.gradient_checkpointing
+            self.model_path, self.load_device, config.lora_rank, config.lora_alpha, config.gradient_checkpointing,
+            trainable_layers=config.trainable_layers,
         )
         if self.parallel.is_distributed:
             check_same_weights(self.model, self.parallel)
@@ -125,17 +136,40 @@ class GRPOTrainer:
                 model=self.model,
                 tokenizer=self.tokenizer,
                 device=self.device,
-                log_file=None if verbose else self.output_dir / "engine.log",
+                log_file=engine_log_path(self.output_dir, verbose),
                 sharded=self.parallel.is_distributed,
                 overlapped=config.max_staleness > 0,
             )
             built = build_training_engine(config.engine, request)
             self.engine, self.engine_shares_model = built.engine, built.shares_model
         self.step = 0
+        self.health = RunHealth(config.health)
+        self._drop_reasons: list[str] = []
         self.best_eval_reward = float("-inf")
         self._producer: RolloutProducer | None = None
         if config.resume:
             self._resume()
+
+    def _warm_started(self, base: str) -> str:
+        """The model GRPO starts from: ``base``, or its warm start (``config.warm_start``), built
+        once into ``OUTPUT/warm_start`` by process 0 and reused while the settings are unchanged."""
+        config, warm = self.config, self.config.warm_start
+        if not warm.enabled:
+            return base
+        directory = self.output_dir / "warm_start"
+        if self.parallel.is_main:
+            started = time.perf_counter()
+            with self._bar(warm.sft.steps, "warm start", "step") as bar:
+
+                def on_step(step: int, loss: float) -> None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+                _, built = warm_started_model(base, directory, config.env_id, config.env_kwargs, warm, config.prompt_mode, config.device, on_step)
+            done = f"SFT for {warm.sft.steps} steps on {warm.trajectories} scripted trajectories in {time.perf_counter() - started:.0f}s"
+            self.log(f"warm start: {done if built else 'reusing the finished one'}; model in {directory}")
+        self.parallel.barrier()
+        return str(directory)
 
     def _reference_model(self) -> Any:
         reference, _ = load_policy(self.model_path, self.load_device)
@@ -150,24 +184,45 @@ class GRPOTrainer:
         logger = MetricsLogger(self.output_dir, self.step if self.config.resume else None, report_to, self.config.to_dict())
         history = []
         try:
-            if self.step == 0 and self.config.eval_every > 0:
-                logger.log(0, self.evaluate())
-            while self.step < self.config.steps:
-                metrics = self.train_step()
-                self.step += 1
-                if self.config.eval_every > 0 and self.step % self.config.eval_every == 0:
-                    metrics.update(self.evaluate())
-                    self._export_if_best(metrics["eval/reward"])
-                if self.config.save_every > 0 and (self.step % self.config.save_every == 0 or self.step == self.config.steps):
-                    self.save()
-                logger.log(self.step, metrics)
-                history.append(metrics)
-                self.log(console_line(self.step, metrics, CONSOLE_KEYS))
+            with StopSignals() as signals:
+                if self.step == 0 and self.config.eval_every > 0:
+                    logger.log(0, self.evaluate())
+                while self.step < self.config.steps:
+                    metrics = self.train_step()
+                    self.step += 1
+                    report = self.health.check(self.step, metrics, self._drop_reasons)
+                    metrics.update(report.flags)
+                    for line in report.lines:
+                        self.log(line)
+                    if not report.halt and self.config.eval_every > 0 and self.step % self.config.eval_every == 0:
+                        metrics.update(self.evaluate())
+                        self._export_if_best(metrics["eval/reward"])
+                    due = self.config.save_every > 0 and (self.step % self.config.save_every == 0 or self.step == self.config.steps)
+                    checkpoint = self.save() if due else None
+                    # Asked after the checkpoint: a signal that came during its write is seen now.
+                    stop = None if report.halt else self._stop_signal(signals)
+                    if stop and checkpoint is None:
+                        checkpoint = self.save()
+                    logger.log(self.step, metrics)
+                    history.append(metrics)
+                    self.log(console_line(self.step, metrics, CONSOLE_KEYS))
+                    if report.halt:
+                        raise TrainingHalted(report.halt)
+                    if stop and self.step < self.config.steps:
+                        raise TrainingInterrupted(stop, self.step, checkpoint)
         finally:
             self.close_producer()
             logger.close()
         export_hf_model(self.model, self.tokenizer, self.output_dir / "final_model", self.parallel)
         return history
+
+    def _stop_signal(self, signals: StopSignals) -> str | None:
+        """The signal that asked this run to stop, agreed by every process (any one's counts)."""
+        received = signals.received
+        if self.parallel.is_distributed:
+            names = [name for name in self.parallel.all_gather_objects(received) if name]
+            received = names[0] if names else None
+        return received
 
     def _export_if_best(self, reward: float) -> None:
         """``OUTPUT/best_model``: a plain HF model of the best held-out reward so far."""
@@ -209,6 +264,7 @@ class GRPOTrainer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         produced = self.producer.next_batch(self.step)
+        self._drop_reasons = produced.stats.drop_reasons
         timings["time/rollout"] = time.perf_counter() - started
         metrics = self._rollout_metrics(produced)
         self._write_episodes(f"step_{self.step + 1:07d}", produced.episodes[: config.episodes_to_log])
@@ -270,7 +326,8 @@ class GRPOTrainer:
             )
         weights = {name: float(local_tokens) for name in update if name.startswith("importance/")}
         metrics.update(reduce_metrics(self.parallel, update, weights, rule=update_reduction))
-        self.scheduler.step()
+        if update["optimizer_steps"] > 0:  # an update skipped for a NaN/inf gradient leaves the schedule too
+            self.scheduler.step()
         return True
 
     def evaluate(self) -> dict[str, float]:
@@ -327,8 +384,9 @@ class GRPOTrainer:
             "sampler": self.producer.sampler_state(self.step),
             "best_eval_reward": self.best_eval_reward,
         }
+        rank_state = {"producer": self.producer.checkpoint_state(self.step)}
         return save_checkpoint(
-            self.output_dir / "checkpoints", self.step, self.model, self.optimizer, state, self.parallel, self.config.keep_checkpoints
+            self.output_dir / "checkpoints", self.step, self.model, self.optimizer, state, self.parallel, self.config.keep_checkpoints, rank_state
         )
 
     def _resume(self) -> None:
@@ -341,5 +399,10 @@ class GRPOTrainer:
         self.sampler.load_state_dict(state["sampler"])
         self.best_eval_reward = state["best_eval_reward"]
         self.step = int(state["step"])
+        rank_state = load_rank_state(checkpoint, self.parallel)
+        if rank_state is not None:  # the rollouts generated ahead, and the sampler position after them
+            self.producer.restore(rank_state["producer"])
+        elif self.config.max_staleness > 0:
+            self.log("resume: rollouts generated ahead are regenerated (checkpoint written at another world size)")
         self.sync_engine(self.step)
         self.log(f"resumed from {checkpoint} at step {self.step}")

@@ -15,16 +15,19 @@ batch of the rest.
 
 ``submit`` returns a ``concurrent.futures.Future``, so an event loop (the HTTP server)
 awaits answers without parking one thread per request; ``search`` waits on it.
+
+The wait for company reads time from a ``Clock`` (``MonotonicClock`` by default), so a
+test can decide when the bound has passed instead of racing the machine's load.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from deepresearch.envs.documents import Document
 from deepresearch.envs.retrieval.base import Retriever, check_search_arguments
@@ -42,6 +45,23 @@ class CoalescingConfig:
             raise ValueError(f"need max_wait_s >= 0 and max_batch > 0, got {self.max_wait_s}, {self.max_batch}")
 
 
+class Clock(Protocol):
+    """Where the worker reads the time and waits for new requests."""
+
+    def now(self) -> float: ...
+
+    def wait(self, condition: threading.Condition, timeout: float) -> None:
+        """Wait on ``condition`` (held by the caller) until notified or ``timeout`` seconds pass."""
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, condition: threading.Condition, timeout: float) -> None:
+        condition.wait(timeout)
+
+
 @dataclass
 class _Request:
     queries: list[str]
@@ -52,15 +72,17 @@ class _Request:
 class CoalescingRetriever:
     """A ``Retriever`` that batches the calls of many threads into ``inner.search``."""
 
-    def __init__(self, inner: Retriever, config: CoalescingConfig | None = None) -> None:
+    def __init__(self, inner: Retriever, config: CoalescingConfig | None = None, clock: Clock | None = None) -> None:
         self.inner = inner
         self.config = config or CoalescingConfig()
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self.clock = clock or MonotonicClock()
+        self._condition = threading.Condition()
+        self._pending: deque[_Request] = deque()
         self._expected = 1  # requests to wait for (see the module docstring)
         self._closed = False
+        self.batches_run = 0  # merged searches so far (for benchmarks and tests)
         self._worker = threading.Thread(target=self._serve, name="coalescing-retriever", daemon=True)
         self._worker.start()
-        self.batches_run = 0  # merged searches so far (for benchmarks and tests)
 
     def __len__(self) -> int:
         return len(self.inner)  # type: ignore[arg-type]
@@ -77,17 +99,21 @@ class CoalescingRetriever:
         if not queries:
             request.answer.set_result([])
             return request.answer
-        if self._closed:
-            raise RuntimeError("this CoalescingRetriever is closed")
-        self._queue.put(request)
+        with self._condition:
+            if self._closed:
+                raise RuntimeError("this CoalescingRetriever is closed")
+            self._pending.append(request)
+            self._condition.notify_all()
         return request.answer
 
     def close(self) -> None:
         """Stop the worker after the queued calls are answered."""
-        if not self._closed:
+        with self._condition:
+            if self._closed:
+                return
             self._closed = True
-            self._queue.put(None)
-            self._worker.join()
+            self._condition.notify_all()
+        self._worker.join()
 
     def __enter__(self) -> "CoalescingRetriever":
         return self
@@ -97,35 +123,31 @@ class CoalescingRetriever:
 
     def _serve(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, stop = self._gather(first)
+            with self._condition:
+                self._condition.wait_for(lambda: self._pending or self._closed)
+                if not self._pending:  # closed, and everything queued was answered
+                    return
+                batch = self._gather()
             self._run(batch)
-            if stop:
-                return
 
-    def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
-        """``first`` plus what arrives within ``max_wait_s``, up to ``max_batch`` queries."""
-        batch, size = [first], len(first.queries)
-        deadline = time.monotonic() + self.config.max_wait_s
+    def _gather(self) -> list[_Request]:
+        """The first queued request plus what arrives within ``max_wait_s``, up to ``max_batch``
+        queries (called holding the condition; waiting releases it)."""
+        batch = [self._pending.popleft()]
+        size = len(batch[0].queries)
+        deadline = self.clock.now() + self.config.max_wait_s
         while size < self.config.max_batch:
-            try:
-                request = self._queue.get_nowait()
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or len(batch) >= self._expected:
-                    break
-                try:
-                    request = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
-            if request is None:
-                return batch, True
-            batch.append(request)
-            size += len(request.queries)
+            if self._pending:
+                request = self._pending.popleft()
+                batch.append(request)
+                size += len(request.queries)
+                continue
+            remaining = deadline - self.clock.now()
+            if remaining <= 0 or len(batch) >= self._expected or self._closed:
+                break
+            self.clock.wait(self._condition, remaining)
         self._expected = max(len(batch), self._expected // 2)
-        return batch, False
+        return batch
 
     def _run(self, batch: list[_Request]) -> None:
         batch = [request for request in batch if request.answer.set_running_or_notify_cancel()]  # drop cancelled ones

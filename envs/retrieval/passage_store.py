@@ -9,7 +9,6 @@ safe to share between threads and costs no RAM for text that is never shown.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from array import array
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from deepresearch.envs.documents import Document
+from deepresearch.envs.documents import Document, corpus_passage
 
 _READ_BLOCK = 1 << 20
 
@@ -60,6 +59,19 @@ def scan_corpus(path: str | Path) -> CorpusScan:
     return CorpusScan(offsets=offsets, sha256=digest.hexdigest(), size=position)
 
 
+def line_at(path: Path, offset: int) -> int:
+    """The 1-based line number of byte ``offset`` (read only to name a bad line in an error)."""
+    count, position = 1, 0
+    with path.open("rb") as handle:
+        while position < offset:
+            block = handle.read(min(_READ_BLOCK, offset - position))
+            if not block:
+                break
+            count += block.count(b"\n")
+            position += len(block)
+    return count
+
+
 def quick_fingerprint(path: str | Path) -> str:
     """sha256 of the size, the first and the last MiB: a cheap check at every load that
     the corpus beside an index is still the one it was built from (a full hash of
@@ -95,11 +107,15 @@ class PassageStore:
         if not 0 <= position < len(self):
             raise IndexError(f"passage {position} is outside a store of {len(self)} passages")
         start, end = int(self._offsets[position]), int(self._offsets[position + 1])
-        raw = os.pread(self._fd, end - start, start)
+        return self._passage(os.pread(self._fd, end - start, start), position, start)
+
+    def _passage(self, raw: bytes, position: int, start: int) -> Document:
+        """Parse one passage line; a bad one is an error naming the corpus file and its line."""
         try:
-            return Document.from_record(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
-            raise ValueError(f"{self.corpus_path}: passage {position} at byte {start} is unreadable ({error})") from None
+            return corpus_passage(raw.strip())
+        except ValueError as error:
+            line = line_at(self.corpus_path, start)
+            raise ValueError(f"{self.corpus_path}:{line}: {error} (passage {position} of the index)") from None
 
     def texts(self, start: int, stop: int) -> list[Document]:
         """Passages ``start`` to ``stop`` (exclusive), read with one sequential read."""
@@ -112,7 +128,7 @@ class PassageStore:
         for position in range(start, stop):
             begin = int(self._offsets[position]) - first
             end = int(self._offsets[position + 1]) - first
-            documents.append(Document.from_record(json.loads(block[begin:end])))
+            documents.append(self._passage(block[begin:end], position, first + begin))
         return documents
 
     def iter_chunks(self, chunk_size: int, start: int = 0) -> Iterator[tuple[int, list[Document]]]:

@@ -193,21 +193,23 @@ class BackgroundServer:
     """uvicorn serving an app from a thread on an already bound socket (port 0 picks a
     free port, with no race between finding it and binding it); for tests and benchmarks."""
 
-    def __init__(self, app: Any, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = LOOPBACK, port: int = 0, **uvicorn_options: Any) -> None:
+        """``uvicorn_options`` go to ``uvicorn.Config`` (e.g. ``ws_max_size``)."""
         import uvicorn
 
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.url = f"http://{host}:{self._socket.getsockname()[1]}"
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+        options = {"log_level": "warning", "lifespan": "on", "access_log": False, **uvicorn_options}
+        self._server = uvicorn.Server(uvicorn.Config(app, **options))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     def __enter__(self) -> "BackgroundServer":
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():
-                raise RuntimeError("the retrieval server failed to start")
+                raise RuntimeError("the server failed to start")
             threading.Event().wait(0.01)
         return self
 

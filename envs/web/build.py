@@ -34,8 +34,10 @@ def make_web_backend(config: WebConfig | None = None, **overrides) -> WebBackend
     policy = UrlPolicy(allow_private=config.allow_private, allowlist=config.allowlist)
     cache = None
     if config.use_cache and not offline:
-        cache = WebCache(config.cache_path or default_cache_path(), config.cache_ttl_s, config.cache_max_bytes)
-    snapshot = Snapshot(config.snapshot_path, config.snapshot_max_bytes) if config.web_mode != "live" else None
+        cache = WebCache(config.cache_path or default_cache_path(), config.cache_ttl_s, config.cache_max_bytes, config.store_timeout_s)
+    snapshot = None
+    if config.web_mode != "live":
+        snapshot = Snapshot(config.snapshot_path, config.snapshot_max_bytes, config.store_timeout_s, replay=config.web_mode == "replay")
     return WebBackend(
         provider, PageFetcher(policy, config.fetch), cache, config, snapshot, provider_name=provider_name(config.provider)
     )

@@ -48,6 +48,9 @@ class WebConfig:
     cache_path: str | None = None  # a SQLite file or redis://host:port/db; default $DEEPRESEARCH_CACHE/web.sqlite
     cache_ttl_s: float = 7 * 86400
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+    # Each call to a Redis cache or snapshot gives up after this long (a store that accepts the
+    # connection and goes silent must not eat the step's deadline); a failed cache rests a minute.
+    store_timeout_s: float = 1.0
     web_mode: str = "live"  # live | record (also write a snapshot) | replay (answer from the snapshot only)
     snapshot_path: str | None = None  # a SQLite file or redis://host:port/db#name; needed to record or replay
     snapshot_max_bytes: int = DEFAULT_SNAPSHOT_MAX_BYTES
@@ -84,6 +87,8 @@ class WebConfig:
             raise ValueError(f"web_mode must be one of {', '.join(WEB_MODES)}, got {self.web_mode!r}")
         if self.web_mode != "live" and not self.snapshot_path:
             raise ValueError(f"web_mode={self.web_mode!r} needs snapshot_path (a file or a redis:// URL)")
+        if not 0 < self.store_timeout_s < min(self.search_deadline_s, self.browse_deadline_s):
+            raise ValueError(f"store_timeout_s must be > 0 and shorter than the step deadlines, got {self.store_timeout_s}")
         if self.extract_processes < 0:
             raise ValueError(f"extract_processes must be >= 0, got {self.extract_processes}")
         self.run_limits()

@@ -9,7 +9,8 @@ rollout server only (``verl_standin_server.TokenServer``: our transformers engin
 behind the vLLM server's ``generate``).
 
 What is checked on verl's output batch: ``response_mask`` is our ``loss_mask`` (the
-env's text 0), ``rm_scores`` carries the env's reward, prompt and response decode to
+env's text 0), ``rm_scores`` carries the env's reward (0 for the untrained model, 1 and 0
+for a scripted policy's groups: ``ScriptedTokenServer``), prompt and response decode to
 exactly what the env wrote, and the logprobs are the model's.
 """
 
@@ -36,8 +37,8 @@ from deepresearch.envs import end_episode_early  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-PROMPT_LENGTH, RESPONSE_LENGTH, TOKENS_PER_TURN, QUESTIONS = 192, 96, 24, 3
-ENV_KWARGS = {"protocol": "search_r1", "max_turns": 3}
+PROMPT_LENGTH, RESPONSE_LENGTH, TOKENS_PER_TURN, QUESTIONS = 192, 192, 24, 3
+ENV_KWARGS = {"protocol": "search_r1", "max_turns": 3, "top_k": 1}  # a search, one document and an answer fit the response
 
 
 def verl_config(model: str, agent_loop_yaml: Path, prompt_length: int = PROMPT_LENGTH) -> Any:
@@ -75,7 +76,7 @@ def verl_rollout(tmp_path_factory: pytest.TempPathFactory):
     from verl.experimental.agent_loop import AgentLoopManager
     from verl.workers.rollout.llm_server import LLMServerClient
     from verl.workers.rollout.router import get_router_handle
-    from verl_standin_server import TokenServer
+    from verl_standin_server import ScriptedTokenServer, TokenServer
 
     tiny_model = tiny_model_path()
     folder = tmp_path_factory.mktemp("verl")
@@ -87,8 +88,15 @@ def verl_rollout(tmp_path_factory: pytest.TempPathFactory):
         server = ray.remote(TokenServer).remote(tiny_model, PROMPT_LENGTH, RESPONSE_LENGTH)
         client = LLMServerClient(config=config, load_balancer_handle=get_router_handle(servers={"standin:0": server}))
         manager = AgentLoopManager.create(config=config, llm_client=client)
+        # The same machinery behind a server that answers as a scripted policy: mixed rewards.
+        scripted = ray.remote(ScriptedTokenServer).remote(tiny_model, PROMPT_LENGTH, RESPONSE_LENGTH)
+        scripted_client = LLMServerClient(config=config, load_balancer_handle=get_router_handle(servers={"scripted:0": scripted}))
+        scripted_manager = AgentLoopManager.create(config=config, llm_client=scripted_client)
         parquet = write_demo_dataset(folder / "demo.parquet", QUESTIONS)
-        yield SimpleNamespace(model=tiny_model, config=config, client=client, server=server, manager=manager, tokenizer=tokenizer, parquet=parquet, folder=folder)
+        yield SimpleNamespace(
+            model=tiny_model, config=config, client=client, server=server, manager=manager, scripted_manager=scripted_manager,
+            tokenizer=tokenizer, parquet=parquet, folder=folder,
+        )  # fmt: skip
     finally:
         ray.shutdown()
 
@@ -166,16 +174,22 @@ def test_a_greedy_rollout_through_verl_equals_our_engine_token_for_token(verl_ro
         assert all(len(ids) <= TOKENS_PER_TURN for flag, ids in mask_runs(row["response_ids"], row["response_mask"]) if flag)
 
 
-def test_a_sampled_rollout_masks_scores_and_decodes_exactly_what_the_env_wrote(verl_rollout):
+@pytest.mark.parametrize("policy", ["sampled", "scripted"])
+def test_a_rollout_masks_scores_and_decodes_exactly_what_the_env_wrote(verl_rollout, policy):
+    """The tiny model sampling (its rewards are all 0), and a scripted policy whose groups
+    score 1 and 0: verl's batch carries exactly the env's reward on each episode."""
     from transformers import AutoModelForCausalLM
 
     batch = load_batch(verl_rollout.config, verl_rollout.parquet, verl_rollout.tokenizer).repeat(2, interleave=True)
     batch.meta_info.update(validate=False, global_steps=1)  # rollout.temperature 1.0, as in training
-    output = verl_rollout.manager.generate_sequences(batch)
+    manager = verl_rollout.manager if policy == "sampled" else verl_rollout.scripted_manager
+    output = manager.generate_sequences(batch)
     tokenizer = verl_rollout.tokenizer
     model = AutoModelForCausalLM.from_pretrained(verl_rollout.model, dtype=torch.float32).eval()
+    rewards = []
     for row in samples(output):
         replay = replay_in_the_env(row, tokenizer)
+        rewards.append(replay.reward)
         # The prompt is the env's chat messages through the model's template, untouched.
         assert tokenizer.decode(row["prompt_ids"]) == tokenizer.apply_chat_template(replay.messages, add_generation_prompt=True, tokenize=False)
         # The response decodes to exactly the text the env holds after its prompt.
@@ -192,6 +206,8 @@ def test_a_sampled_rollout_masks_scores_and_decodes_exactly_what_the_env_wrote(v
         policy = torch.tensor(row["response_mask"]).bool()
         assert torch.allclose(torch.tensor(row["logprobs"])[policy], expected[policy], atol=1e-4)
         assert not torch.tensor(row["logprobs"])[~policy].any()
+    if policy == "scripted":  # per question, one copy searched and answered right, the other answered wrong
+        assert sorted(rewards) == [0.0] * QUESTIONS + [1.0] * QUESTIONS
 
 
 def test_the_server_got_requests_vllm_accepts_with_logprobs_on(verl_rollout):

@@ -1,7 +1,7 @@
 """What the verl tests share: the environment of every verl process, the example files they run.
 
-Ray workers import the stand-in modules of this folder by name, so the folder goes on
-their PYTHONPATH. ``ray.init`` with no address starts a private local cluster.
+Ray workers import the stand-in modules of this folder (and tests/scripted_policy.py) by
+name, so both folders go on their PYTHONPATH. ``ray.init`` with no address starts a private local cluster.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ EXAMPLES = REPO_ROOT / "examples" / "verl"
 # What every verl process of these tests gets: our stand-in modules importable, one
 # BLAS thread each (two cores are shared by many processes), no .pyc in the checkout.
 WORKER_ENV = {
-    "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     "OMP_NUM_THREADS": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "PYTHONDONTWRITEBYTECODE": "1",

@@ -4,7 +4,8 @@ Loaded into every verl process with ``VERL_USE_EXTERNAL_MODULES=verl_standin_rol
 (it also loads the CPU platform). It registers, through verl's own registries:
 
 * ``RolloutReplicaRegistry["hf_standin"]``: a replica whose ``launch_servers`` starts one
-  ``TokenServer`` Ray actor (verl_standin_server.py); verl's ``LLMServerManager`` puts it
+  ``TokenServer`` Ray actor (verl_standin_server.py; ``ScriptedTokenServer`` with
+  ``VERL_STANDIN_POLICY=scripted``); verl's ``LLMServerManager`` puts it
   behind its load balancer exactly as it does a vLLM replica.
 * ``_ROLLOUT_REGISTRY[("hf_standin", "async")]``: the in-worker rollout the FSDP actor
   worker builds; ``update_weights`` hands the actor's parameters, by name, to the
@@ -22,6 +23,8 @@ from verl.workers.rollout import base as rollout_base
 from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry
 
 NAME = "hf_standin"
+# "scripted": the server answers as verl_standin_server.ScriptedTokenServer (mixed rewards per group).
+POLICY_VARIABLE = "VERL_STANDIN_POLICY"
 
 
 def server_actor_name(replica_rank: int) -> str:
@@ -30,11 +33,12 @@ def server_actor_name(replica_rank: int) -> str:
 
 class StandinReplica(RolloutReplica):
     async def launch_servers(self) -> None:
-        from verl_standin_server import TokenServer
+        from verl_standin_server import ScriptedTokenServer, TokenServer
 
         name = server_actor_name(self.replica_rank)
+        server_class = ScriptedTokenServer if os.environ.get(POLICY_VARIABLE) == "scripted" else TokenServer
         server = (
-            ray.remote(TokenServer)
+            ray.remote(server_class)
             .options(name=name, num_cpus=0, max_concurrency=self.max_concurrency)
             .remote(self.model_config.path, self.config.prompt_length, self.config.response_length)
         )

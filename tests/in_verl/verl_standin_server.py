@@ -120,3 +120,49 @@ class TokenServer:
 
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests, "weight_syncs": self.weight_syncs}
+
+
+class ScriptedTokenServer(TokenServer):
+    """The same server answering as a scripted policy (tests/scripted_policy.py), so GRPO groups
+    have reward variance: per question two copies search and answer right, two answer wrong.
+    The tokens are the script's; the logprobs are the served model's for those tokens (at the
+    request's temperature), so verl's actor recomputes the same values. Every turn served is
+    recorded as ``rewarded`` or not; after each weight sync the server prints how the synced
+    weights changed each kind's mean logprob, which a GRPO step should move up for the
+    rewarded turns and down for the others.
+    """
+
+    def __init__(self, model_path: str, prompt_length: int, response_length: int, max_model_len: int | None = None) -> None:
+        super().__init__(model_path, prompt_length, response_length, max_model_len)
+        from scripted_policy import ScriptedSearchPolicy
+
+        self.policy = ScriptedSearchPolicy("search_r1")
+        self.served: list[dict[str, Any]] = []
+
+    async def generate(self, prompt_ids: list[int], sampling_params: dict[str, Any], request_id: str, **_: Any) -> Any:
+        from scripted_policy import token_logprobs
+        from verl.workers.rollout.replica import TokenOutput
+
+        self.requests.append({"request_id": request_id, "prompt_tokens": len(prompt_ids), "sampling_params": dict(sampling_params)})
+        sampling, want_logprobs = self._sampling(list(prompt_ids), dict(sampling_params))
+        text, rewarded = self.policy.next_turn(self.engine.tokenizer.decode(prompt_ids))
+        ids = self.engine.tokenizer(text, add_special_tokens=False)["input_ids"][: sampling.max_new_tokens]
+        temperature = sampling.temperature if sampling.temperature > 0 else 1.0
+        async with self._lock:
+            logprobs = await asyncio.to_thread(token_logprobs, self.engine.model, list(prompt_ids), ids, temperature)
+        self.served.append({"prompt_ids": list(prompt_ids), "ids": ids, "temperature": temperature, "rewarded": rewarded, "logprob": sum(logprobs)})
+        return TokenOutput(token_ids=ids, log_probs=logprobs if want_logprobs else None, stop_reason="completed")
+
+    async def load_weights(self, named_tensors: dict[str, Any], global_steps: int | None = None) -> None:
+        from scripted_policy import token_logprobs
+
+        await super().load_weights(named_tensors, global_steps)
+        async with self._lock:
+            for kind in (True, False):
+                turns = [turn for turn in self.served if turn["rewarded"] is kind]
+                if not turns:
+                    continue
+                before = sum(turn["logprob"] for turn in turns) / len(turns)
+                after = [sum(await asyncio.to_thread(token_logprobs, self.engine.model, t["prompt_ids"], t["ids"], t["temperature"])) for t in turns]
+                label = "rewarded" if kind else "unrewarded"
+                print(f"stand-in server: {label} turns: {len(turns)}, mean logprob {before:.6f} -> {sum(after) / len(after):.6f} (global step {global_steps})", flush=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import replace
@@ -70,12 +70,14 @@ class CallBatcher:
             self._condition.notify()
         return future
 
-    def close(self) -> None:
-        """Stop the worker once the queued requests are served."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker once the queued requests are served. ``wait=False`` does not wait for
+        it: a worker stuck in a hung engine call is left behind (a daemon thread)."""
         with self._condition:
             self._closed = True
             self._condition.notify()
-        self._worker.join()
+        if wait:
+            self._worker.join()
 
     def _serve(self) -> None:
         while True:
@@ -110,9 +112,9 @@ class CallBatcher:
 
 
 @contextmanager
-def request_engine(engine: RolloutEngine | RequestEngine) -> Iterator[RequestEngine]:
+def request_engine(engine: RolloutEngine | RequestEngine, stalled: Callable[[], bool] = lambda: False) -> Iterator[RequestEngine]:
     """The engine itself when it batches continuously, else a ``CallBatcher`` in front of it
-    (closed when the block ends)."""
+    (closed when the block ends; not waited for when ``stalled()``: a request outlived its deadline)."""
     if isinstance(engine, RequestEngine):
         yield engine
         return
@@ -120,4 +122,4 @@ def request_engine(engine: RolloutEngine | RequestEngine) -> Iterator[RequestEng
     try:
         yield batcher
     finally:
-        batcher.close()
+        batcher.close(wait=not stalled())

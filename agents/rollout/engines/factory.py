@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deepresearch.agents.rollout.engines.base import RolloutEngine
+from deepresearch.agents.rollout.engines.console import vllm_console_options
 from deepresearch.agents.rollout.engines.make import make_engine, resolve_engine_kind
 from deepresearch.registry import Registry
 
@@ -99,8 +100,7 @@ def vllm_training_engine(request: EngineRequest) -> TrainingEngine:
         request.model_path,
         tokenizer=request.tokenizer,
         max_model_len=max_len,
-        enforce_eager=request.device.type == "cpu",
-        log_file=request.log_file,
+        **vllm_console_options(request.log_file, request.device.type == "cpu"),
         **launcher,
     )
     return TrainingEngine(engine, False)

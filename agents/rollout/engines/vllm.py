@@ -64,14 +64,20 @@ def _shield_llvmlite_from_module_scan() -> None:
         function_table.setdefault("__dict__", {})
 
 
-def vllm_available() -> bool:
-    """True when ``import vllm`` works here (it can be installed yet broken, e.g. by a mismatched torchvision)."""
+def vllm_import_error() -> str | None:
+    """Why ``import vllm`` fails here (it can be installed yet broken, e.g. by a mismatched
+    torchvision), or None when it works."""
     try:
         _import_vllm()
     except Exception as error:  # noqa: BLE001 - any import failure means "use another engine"
         logger.info("vllm is not usable: %s", error)
-        return False
-    return True
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def vllm_available() -> bool:
+    """True when ``import vllm`` works here."""
+    return vllm_import_error() is None
 
 
 class VLLMEngine:

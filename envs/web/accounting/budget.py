@@ -3,8 +3,9 @@
 Users ask what a training run will cost in search calls and how to stay under a
 monthly quota. Every provider call reserves its price from the run's ledger and
 from the env's before it is sent; a call the budget cannot cover is not sent and
-the model reads why. Cache and snapshot hits are free. A failed call is counted
-as a call but its price is given back (providers bill answered requests).
+the model reads why. Cache and snapshot hits are free. A failed call is given
+back whole, its price and its place under the call caps (providers bill answered
+requests, and an outage of a whole step batch must not use up a run's searches).
 """
 
 from __future__ import annotations
@@ -65,13 +66,8 @@ class Ledger:
             self.cost_usd += price
             return None
 
-    def refund(self, price: float) -> None:
-        """Give back the price of a call that failed; it still counts as a call."""
-        with self._lock:
-            self.cost_usd -= price
-
     def unreserve(self, price: float, search: bool) -> None:
-        """Undo a reservation whose call was never sent."""
+        """Undo a reservation: its call was never sent, or failed."""
         with self._lock:
             self.calls -= int(search)
             self.cost_usd -= price

@@ -118,7 +118,7 @@ class WebSearch:
         try:
             documents = self.provider.search_one(query, k, deadline)
         except ProviderError as error:  # already redacted and logged (rate-limited) by the provider
-            run.refund(client, price)
+            run.refund(client, price, search=True)
             add_to_all(stats, provider_failures=1)
             run.record(key, failure_value(str(error)), meta)
             return [failure_document(str(error))]

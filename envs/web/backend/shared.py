@@ -40,9 +40,10 @@ class SharedRun:
         """Pay ``price`` from the run's and the env's budgets, or neither; the refusal's words when one is spent."""
         return reserve_all([self.budget, client.ledger], price, search=search)
 
-    def refund(self, client: WebClient, price: float) -> None:
-        self.budget.refund(price)
-        client.ledger.refund(price)
+    def refund(self, client: WebClient, price: float, search: bool = False) -> None:
+        """A failed call costs nothing and does not count against the call caps."""
+        self.budget.unreserve(price, search)
+        client.ledger.unreserve(price, search)
 
     # ------------------------------------------------------------------ cache and snapshot
     def cache_get(self, key: str) -> Any | None:

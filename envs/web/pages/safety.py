@@ -117,7 +117,8 @@ class UrlPolicy:
             raise UnsafeUrlError(url, f"could not resolve host {shown_url(host, 80)!r}")
         trusted_host = host in self._hosts
         for text in addresses:
-            self._check_address(url, _unmapped(ipaddress.ip_address(text.split("%")[0])), trusted_host)
+            for form in checked_forms(ipaddress.ip_address(text.split("%")[0])):
+                self._check_address(url, form, trusted_host)
         return CheckedTarget(url=url, scheme=scheme, host=host, port=port, address=addresses[0])
 
     def _check_address(self, url: str, address: IPAddress, trusted_host: bool) -> None:
@@ -130,21 +131,37 @@ class UrlPolicy:
         raise UnsafeUrlError(url, "it points to a private or reserved address")
 
 
-def _unmapped(address: IPAddress) -> IPAddress:
-    """``::ffff:127.0.0.1`` is 127.0.0.1 to the kernel, so it is checked as such."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
+
+
+def checked_forms(address: IPAddress) -> list[IPAddress]:
+    """The addresses to vet for one resolved address: itself and any IPv4 address it embeds.
+
+    ``::ffff:127.0.0.1`` is 127.0.0.1 to the kernel, so only the IPv4 form is checked.
+    A 6to4 address (``2002:7f00:1::`` carries 127.0.0.1, ``2002:a9fe:a9fe::`` the metadata
+    address) and a NAT64 one (``64:ff9b::7f00:1``) reach their embedded IPv4 address through
+    a relay, so it must pass too: an address is refused whenever its embedded one is.
+    """
+    if not isinstance(address, ipaddress.IPv6Address):
+        return [address]
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    embedded = address.sixtofour
+    if embedded is None and address in NAT64_PREFIX:
+        embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return [address] if embedded is None else [embedded, address]  # the embedded one first: its reason is the telling one
 
 
 def is_public(address: IPAddress) -> bool:
-    """Globally routable unicast: not private, loopback, link-local, multicast or reserved."""
+    """Globally routable unicast: not private, loopback, link-local, multicast, reserved, or IPv6
+    site-local (``fec0::/10``: deprecated, but still routed inside sites that use it)."""
     return (
         address.is_global
         and not address.is_multicast
         and not address.is_reserved
         and not address.is_unspecified
         and not address.is_link_local
+        and not (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deepresearch.envs.web.storage.store import WebStore, open_store
+from deepresearch.envs.web.storage.store import DEFAULT_STORE_TIMEOUT_S, WebStore, is_redis_location, open_store
 from deepresearch.envs.web.storage.values import recorded_failure
 
 WEB_MODES = ("live", "record", "replay")
@@ -25,10 +25,28 @@ DEFAULT_SNAPSHOT_MAX_BYTES = 8 * 1024**3
 
 
 class Snapshot:
-    """``lookup(key)`` -> the recorded value or ``None``; ``record(key, value, meta)`` keeps what a run saw."""
+    """``lookup(key)`` -> the recorded value or ``None``; ``record(key, value, meta)`` keeps what a run saw.
 
-    def __init__(self, location: str | Path, max_bytes: int = DEFAULT_SNAPSHOT_MAX_BYTES) -> None:
-        self.store: WebStore = open_store(str(location), max_bytes, "snapshot")
+    ``replay=True``: the snapshot must exist and hold entries, and a damaged file is an
+    error naming it. An empty snapshot (a typo in the path, a corrupt file replaced by an
+    empty one) would answer every call with "not in this snapshot": an evaluation on no web
+    data at all, that looks like a run.
+    """
+
+    def __init__(
+        self,
+        location: str | Path,
+        max_bytes: int = DEFAULT_SNAPSHOT_MAX_BYTES,
+        timeout_s: float = DEFAULT_STORE_TIMEOUT_S,
+        replay: bool = False,
+    ) -> None:
+        location = str(location)
+        if replay and not is_redis_location(location) and not Path(location).is_file():
+            raise ValueError(f"web_mode='replay': no snapshot at {location} (record one with web_mode='record')")
+        self.store: WebStore = open_store(location, max_bytes, "snapshot", timeout_s=timeout_s, repair=not replay)
+        if replay and self.store.usage()["entries"] == 0:
+            self.store.close()
+            raise ValueError(f"web_mode='replay': the snapshot at {self.store.location} holds no entries")
 
     @property
     def location(self) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from deepresearch.envs.web.snapshots.snapshot import DEFAULT_SNAPSHOT_MAX_BYTES, Snapshot
-from deepresearch.envs.web.snapshots.snapshot_io import export_snapshot, import_snapshot, snapshot_stats
+from deepresearch.envs.web.snapshots.snapshot_io import check_export, export_snapshot, import_snapshot, snapshot_stats
 from deepresearch.envs.web.storage.store import is_redis_location
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -51,6 +51,11 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "import":
+        for file in args.files:  # every file whole and readable before anything is merged
+            try:
+                check_export(file)
+            except (OSError, ValueError) as error:
+                raise SystemExit(f"deepresearch web snapshot import: {error}; nothing was imported") from None
         target = Snapshot(args.into, args.max_bytes)
         report = {file: import_snapshot(file, target.store, replace=args.replace) for file in args.files}
         report["snapshot"] = snapshot_stats(target.store)

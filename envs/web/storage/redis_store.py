@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from deepresearch.envs.web.storage.store import (
+    DEFAULT_STORE_TIMEOUT_S,
     ENTRY_OVERHEAD_BYTES,
     LOW_WATER,
     TOUCH_RESOLUTION_S,
@@ -114,7 +115,7 @@ def describe_redis_url(url: str) -> str:
 
 
 class RedisStore(WebStore):
-    def __init__(self, url: str, max_bytes: int, namespace: str, socket_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, max_bytes: int, namespace: str, socket_timeout_s: float = DEFAULT_STORE_TIMEOUT_S) -> None:
         import redis
 
         self.max_bytes = check_max_bytes(max_bytes)

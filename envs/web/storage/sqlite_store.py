@@ -10,6 +10,8 @@ format used to make every ``gym.make`` raise ``sqlite3.DatabaseError`` without
 naming it. Now the file (with its ``-wal``/``-shm``) is moved aside to
 ``<name>.corrupt-<time>``, a warning names both paths, and an empty store takes
 its place; a process that finds the file already replaced reconnects instead.
+With ``repair=False`` (a snapshot being replayed: an empty store would answer every
+call with "not in this snapshot") the file is left alone and the error names it.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ _SCHEMA = [
 _CORRUPTION = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
+class UnreadableStore(ValueError):
+    """A damaged store file that is not to be repaired (``repair=False``)."""
+
+
 class _WrongFormat(sqlite3.DatabaseError):
     """The file is a database, but not a web store this version can read (e.g. the old one-table cache)."""
 
@@ -91,8 +97,9 @@ def _is_corruption(error: sqlite3.DatabaseError) -> bool:
 
 
 class SqliteStore(WebStore):
-    def __init__(self, path: str | Path, max_bytes: int) -> None:
+    def __init__(self, path: str | Path, max_bytes: int, repair: bool = True) -> None:
         self.path = Path(path)
+        self.repair = repair
         self.location = str(self.path)
         self.max_bytes = check_max_bytes(max_bytes)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +175,8 @@ class SqliteStore(WebStore):
         except sqlite3.DatabaseError as error:
             if not _is_corruption(error):
                 raise
+            if not self.repair:
+                raise UnreadableStore(f"{self.path} is not a readable web store ({error}); it was left as it is") from None
             self._recover(generation, error)
         return operation(self._connection())
 

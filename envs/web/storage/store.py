@@ -119,18 +119,28 @@ def is_redis_location(location: str) -> bool:
     return location.startswith(("redis://", "rediss://", "unix://"))
 
 
-def open_store(location: str, max_bytes: int, kind: str) -> WebStore:
+# Each Redis call's timeout for tools (export, import, stats: one call may list a large store);
+# the web backend passes ``WebConfig.store_timeout_s``, short enough to fit inside a step's deadline.
+DEFAULT_STORE_TIMEOUT_S = 5.0
+
+
+def open_store(
+    location: str, max_bytes: int, kind: str, timeout_s: float = DEFAULT_STORE_TIMEOUT_S, repair: bool = True
+) -> WebStore:
     """A ``RedisStore`` for ``redis://``/``rediss://``/``unix://`` URLs, else a ``SqliteStore`` at the path.
 
     In Redis, stores live under ``deepresearch:web:<kind>`` (``kind`` is ``cache`` or
     ``snapshot``), and a URL fragment names one of several: ``redis://host:6379/0#eval-june``
-    is ``deepresearch:web:snapshot:eval-june``.
+    is ``deepresearch:web:snapshot:eval-june``. ``timeout_s`` bounds each Redis call (a
+    server that accepts connections and then goes silent must not eat a step's deadline);
+    ``repair=False`` leaves a damaged SQLite file alone instead of starting an empty one.
     """
     if is_redis_location(location):
         from deepresearch.envs.web.storage.redis_store import RedisStore
 
         url, _, name = location.partition("#")
-        return RedisStore(url, max_bytes=max_bytes, namespace=f"deepresearch:web:{kind}" + (f":{name}" if name else ""))
+        namespace = f"deepresearch:web:{kind}" + (f":{name}" if name else "")
+        return RedisStore(url, max_bytes=max_bytes, namespace=namespace, socket_timeout_s=timeout_s)
     from deepresearch.envs.web.storage.sqlite_store import SqliteStore
 
-    return SqliteStore(location, max_bytes=max_bytes)
+    return SqliteStore(location, max_bytes=max_bytes, repair=repair)
