@@ -72,6 +72,22 @@ def test_judge_retries_unparseable_replies_a_bounded_number_of_times():
         assert "JFK" in prompt and '["John F. Kennedy"]' in prompt
 
 
+def test_a_call_may_take_every_attempts_full_timeouts(monkeypatch):
+    """The (5, 120) s timeouts used to end at request_json's default 30 s deadline: a slow but working
+    server ("no complete answer in time (after 1 attempt)") was a failed turn."""
+    import deepresearch.agents.eval.chat_client as chat_client
+
+    given = {}
+
+    def answer(*args, **kwargs):
+        given.update(kwargs)
+        return {"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]}
+
+    monkeypatch.setattr(chat_client, "request_json", answer)
+    ChatClient(ChatEndpointConfig("http://127.0.0.1:9/v1", "m", None, (5.0, 120.0), FAST_RETRY)).complete([])
+    assert given["deadline"].seconds == 3 * (5.0 + 120.0) + 2 * FAST_RETRY.retry_after_cap_s
+
+
 def test_restore_stop_string():
     stop = ("</search>", "</answer>")
     assert restore_stop_string("<search> q ", stop, "</search>") == "<search> q </search>"

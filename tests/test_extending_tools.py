@@ -88,6 +88,16 @@ def test_the_calculator_is_offered_run_by_name_framed_as_env_text_and_scored():
     assert check_format(call("1 + 1") + "\n<tool_response>\n2\n</tool_response>\n<answer>2</answer>", tags).ok
 
 
+def test_deepresearchers_protocol_offers_it_too_in_its_own_framing():
+    env = gym.make("DeepResearch-Wiki-v0", protocol="deepresearcher", tools=["search", "calculator"], max_turns=3)
+    prompt, _ = env.reset(options={"question": "What is 2 * 3?", "golden_answers": ["6"]})
+    assert '"name": "calculator"' in prompt and '"name": "web_search"' in prompt
+    observation = env.step(call("2 * 3"))[0]
+    assert observation == "<|im_end|>\n<|im_start|>user\n<tool_response>\n2 * 3 = 6\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+    _, reward, terminated, _, info = env.step("<think>It said 6.</think><answer>6</answer>")
+    assert terminated and reward == 1.0 and info["reward_components"]["format_ok"]
+
+
 def test_a_tool_the_protocol_does_not_offer_is_a_format_error():
     env = gym.make("DeepResearch-Wiki-v0", protocol="tool_call", max_turns=2)  # the default tools only
     env.reset(options={"question": "q", "golden_answers": ["a"]})

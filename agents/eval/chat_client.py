@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepresearch.envs.deadline import Deadline
 from deepresearch.envs.web.net.jsonhttp import request_json
 from deepresearch.envs.web.net.retry import RetryPolicy
 
@@ -32,6 +33,12 @@ class ChatEndpointConfig:
             raise ValueError(f"base_url must be an http(s) URL, not {self.base_url!r}")
         if not self.model:
             raise ValueError("model must name the served model")
+
+    def call_deadline(self) -> Deadline:
+        """Room for every attempt's full (connect, read) timeouts and the waits between them: without it
+        ``request_json`` ends the call at its default 30 s, silently shorter than a 120 s read timeout."""
+        waits = (self.retry.max_attempts - 1) * max(self.retry.max_delay_s, self.retry.retry_after_cap_s)
+        return Deadline(self.retry.max_attempts * sum(self.timeout_s) + waits)
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,13 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {self._api_key}"
         body = {"model": self.config.model, "messages": messages, **params}
         reply = request_json(
-            "POST", self.url, headers=headers, timeout_s=self.config.timeout_s, retry=self.config.retry, body=body
+            "POST",
+            self.url,
+            headers=headers,
+            timeout_s=self.config.timeout_s,
+            retry=self.config.retry,
+            body=body,
+            deadline=self.config.call_deadline(),
         )
         try:
             choice = reply["choices"][0]
