@@ -80,6 +80,11 @@ def by_step(output_dir: Path) -> dict[int, dict]:
     return {record["step"]: record for record in read_metrics(output_dir / "metrics.jsonl")}
 
 
+def logged_steps(output_dir: Path) -> list[int]:
+    """The steps a run still going has logged so far (none before its metrics file exists)."""
+    return list(by_step(output_dir)) if (output_dir / "metrics.jsonl").is_file() else []
+
+
 def assert_same_update(ours: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> None:
     """Equal to float tolerance: the updates differ by < 0.1% (relative norm), no weight by > lr/2.
 
@@ -281,10 +286,11 @@ def test_kill_9_then_resume_takes_the_uninterrupted_runs_next_steps(tmp_path: Pa
     run = tmp_path / "run"
     victim = launch(run, processes, steps=4, **overrides)
     deadline = time.monotonic() + 900
-    while not (run / "checkpoints" / "checkpoint-0000002").is_dir():
+    # The trainer checkpoints a step before it logs it: kill once step 2 is both checkpointed and logged.
+    while not ((run / "checkpoints" / "checkpoint-0000002").is_dir() and max(logged_steps(run), default=0) >= 2):
         assert victim.poll() is None and time.monotonic() < deadline, "training ended before it could be killed"
         time.sleep(0.05)
-    logged = max(by_step(run))  # every logged step was checkpointed first
+    logged = max(logged_steps(run))  # every logged step was checkpointed first
     os.kill(int((run / f"pid-rank{processes - 1}").read_text()), signal.SIGKILL)
     victim.communicate(timeout=300)
     assert victim.returncode != 0
