@@ -38,17 +38,20 @@ def poisoned_trainer(tmp_path, actions, lines):
 
 
 def snapshot(trainer):
-    return [p.detach().clone() for p in trainer.model.parameters()], copy.deepcopy(trainer.optimizer.state_dict())
+    """Weights, optimizer state (Adam's moments, the learning rate) and the LR schedule's position."""
+    params = [p.detach().clone() for p in trainer.model.parameters()]
+    return params, copy.deepcopy(trainer.optimizer.state_dict()), trainer.scheduler.last_epoch
 
 
 def same_state(a, b) -> bool:
-    (params_a, optim_a), (params_b, optim_b) = a, b
+    (params_a, optim_a, schedule_a), (params_b, optim_b, schedule_b) = a, b
     same_params = all(torch.equal(x, y) for x, y in zip(params_a, params_b))
     moments_a, moments_b = optim_a["state"], optim_b["state"]
     same_moments = moments_a.keys() == moments_b.keys() and all(
         torch.equal(torch.as_tensor(moments_a[k][name]), torch.as_tensor(moments_b[k][name])) for k in moments_a for name in moments_a[k]
     )
-    return same_params and same_moments
+    same_lr = [group["lr"] for group in optim_a["param_groups"]] == [group["lr"] for group in optim_b["param_groups"]]
+    return same_params and same_moments and same_lr and schedule_a == schedule_b
 
 
 @pytest.mark.slow
@@ -69,7 +72,7 @@ def test_a_nan_step_is_skipped_with_weights_and_optimizer_state_untouched(tmp_pa
     records = step_records(tmp_path)
     assert [records[s]["nonfinite_steps"] for s in (1, 2, 3)] == [0, 1, 0]
     assert [records[s]["optimizer_steps"] for s in (1, 2, 3)] == [1, 0, 1]
-    assert same_state(seen["after_1"], seen["after_2"])  # the NaN never reached the weights or Adam's moments
+    assert same_state(seen["after_1"], seen["after_2"])  # the NaN never reached the weights, Adam's moments or the LR schedule
     assert not same_state(seen["after_2"], snapshot(trainer))  # and step 3 trained as usual
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert "warning: step 2: NaN/inf loss or gradient; 1 optimizer step(s) skipped, weights and optimizer state unchanged" in lines

@@ -94,8 +94,14 @@ def wait_for(path: Path, process: subprocess.Popen, limit_s: float = 600) -> Non
         time.sleep(0.02)
 
 
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    output, _ = process.communicate(timeout=600)
+def finish(process: subprocess.Popen, limit_s: float = 600) -> tuple[int, str]:
+    """The run's exit code and output; a run still going after ``limit_s`` is killed (not left behind) and fails the test."""
+    try:
+        output, _ = process.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        raise AssertionError(f"the run had not ended after {limit_s:g} s: {output}") from None
     return process.returncode, output
 
 
