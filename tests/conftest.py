@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,17 @@ def smollm2(smollm2_gguf: Path) -> Path:
     if importlib.util.find_spec("gguf") is None:
         pytest.skip("reading GGUF files needs the `gguf` package (in the dev extra)")
     return convert_gguf(smollm2_gguf)
+
+
+@pytest.fixture
+def connections(monkeypatch) -> list:
+    """Every address a socket connects to during the test (the real connect still runs)."""
+    seen: list = []
+    real_connect = socket.socket.connect
+
+    def spy(self, address):
+        seen.append(address)
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", spy)
+    return seen

@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 
 import pytest
 from web_servers import LoopbackServer, fake_dns, hostile_routes, site_routes
 
 from deepresearch.envs.web import FetchConfig, FetchError, PageFetcher, UnsafeUrlError, UrlPolicy, redact
-
-
-@pytest.fixture
-def connections(monkeypatch) -> list:
-    """Every address a socket connects to during the test (the real connect still runs)."""
-    seen: list = []
-    real_connect = socket.socket.connect
-
-    def spy(self, address):
-        seen.append(address)
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", spy)
-    return seen
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,20 +70,6 @@ def unstarved_seconds(call: Callable[[], object]) -> tuple[object, float]:
     elapsed, after = time.monotonic() - started, cpu_waits()
     waited_ns = sum(ns - before.get(thread, 0) for thread, ns in after.items())
     return result, elapsed - waited_ns / 1e9
-
-
-@pytest.fixture
-def connections(monkeypatch) -> list:
-    """Every address a socket connects to during the test (the real connect still runs)."""
-    seen: list = []
-    real_connect = socket.socket.connect
-
-    def spy(self, address):
-        seen.append(address)
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", spy)
-    return seen
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -34,20 +33,6 @@ from deepresearch.envs.web.storage.cache import search_key
 from deepresearch.envs.web.snapshots.snapshot_io import export_snapshot, import_snapshot
 
 KEY = "serper-probe-key-77d1"
-
-
-@pytest.fixture
-def connections(monkeypatch) -> list:
-    """Every address a socket connects to during the test (the real connect still runs)."""
-    seen: list = []
-    real_connect = socket.socket.connect
-
-    def spy(self, address):
-        seen.append(address)
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", spy)
-    return seen
 
 
 # ------------------------------------------------------------------------------ addresses
