@@ -8,7 +8,7 @@ import threading
 from types import SimpleNamespace
 
 import pytest
-from agents_helpers import ReplayEngine, mask_runs, oracle_script
+from agents_helpers import ReplayEngine, oracle_script
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, default_tiny_model, make_engine, run_rollouts
 from deepresearch.agents.adapters.verl import (
@@ -20,6 +20,7 @@ from deepresearch.agents.adapters.verl import (
     server_sampling_params,
 )
 from deepresearch.agents.rollout.engines.base import SamplingConfig
+from deepresearch.agents.template_check.checks import mask_runs
 from deepresearch.agents.rollout.request import RolloutRequest
 from deepresearch.envs import make_wiki_env
 

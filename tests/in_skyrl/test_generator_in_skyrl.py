@@ -29,7 +29,6 @@ pytest.importorskip("skyrl.train.generators.skyrl_gym_generator", reason="SkyRL 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from agents_helpers import mask_runs  # noqa: E402
 from scripted_policy import ScriptedSearchPolicy, token_logprobs  # noqa: E402
 from skyrl.backends.skyrl_train.inference_servers.base import InferenceEngineInterface  # noqa: E402
 from skyrl.backends.skyrl_train.inference_servers.engine_utils import get_sampling_params_for_backend  # noqa: E402
@@ -41,6 +40,7 @@ from skyrl.train.generators.utils import prepare_generator_input  # noqa: E402
 
 from deepresearch.agents import default_tiny_model  # noqa: E402
 from deepresearch.agents.adapters.skyrl import register_skyrl_env, skyrl_dataset_row  # noqa: E402
+from deepresearch.agents.template_check.checks import mask_runs  # noqa: E402
 from deepresearch.envs import load_qa  # noqa: E402
 
 ENV_CONFIG = {"env_id": "DeepResearch-Wiki-v0", "env_kwargs": {"protocol": "search_r1", "top_k": 1}}

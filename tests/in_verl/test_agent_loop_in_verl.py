@@ -27,12 +27,12 @@ pytest.importorskip("verl.experimental.agent_loop", reason="verl lives in its ow
 import gymnasium as gym  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
-from agents_helpers import mask_runs  # noqa: E402
 from verl_harness import WORKER_ENV, example_agent_loop, tiny_model_path, write_demo_dataset  # noqa: E402
 
 from deepresearch.agents import RolloutConfig, TurnEncoder, make_engine, run_rollouts  # noqa: E402
 from deepresearch.agents.rollout.end_of_turn import end_of_turn_ids  # noqa: E402
-from deepresearch.agents.rollout.request import RolloutRequest
+from deepresearch.agents.rollout.request import RolloutRequest  # noqa: E402
+from deepresearch.agents.template_check.checks import mask_runs  # noqa: E402
 from deepresearch.envs import end_episode_early  # noqa: E402
 
 pytestmark = pytest.mark.slow
