@@ -80,6 +80,10 @@ def vllm_available() -> bool:
     return vllm_import_error() is None
 
 
+# A longer context than this needs a larger KV cache than a CPU run reserves (VLLM_CPU_KVCACHE_SPACE).
+DEFAULT_MAX_MODEL_LEN = 4096
+
+
 class VLLMEngine:
     """``RolloutEngine`` and ``RequestEngine`` over ``vllm.LLM`` with token-id prompts."""
 
@@ -89,7 +93,7 @@ class VLLMEngine:
         tokenizer: Any = None,
         dtype: str | None = None,
         gpu_memory_utilization: float = 0.5,
-        max_model_len: int = 4096,
+        max_model_len: int | None = None,
         enable_sleep_mode: bool | None = None,
         seed: int = 0,
         enforce_eager: bool = False,
@@ -97,9 +101,15 @@ class VLLMEngine:
         **llm_kwargs: Any,
     ) -> None:
         """``dtype`` defaults to float32 on CPU and bfloat16 on GPU; sleep mode defaults to on where supported (GPU).
-        ``log_file``: write vLLM's own output there instead of the console (see ``engines.logs``)."""
+        ``max_model_len`` defaults to the model's own context, at most ``DEFAULT_MAX_MODEL_LEN`` (the KV
+        cache must hold one full sequence). ``log_file``: write vLLM's own output there instead of the
+        console (see ``engines.logs``)."""
         vllm = _import_vllm()
-        from transformers import AutoTokenizer, GenerationConfig
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+        if max_model_len is None:
+            context = AutoConfig.from_pretrained(str(model_path)).get_text_config().max_position_embeddings
+            max_model_len = min(int(context), DEFAULT_MAX_MODEL_LEN)
 
         log_path = Path(log_file) if log_file is not None else None
 
@@ -132,7 +142,7 @@ class VLLMEngine:
         self.tokenizer = tokenizer
         self.end_of_turn_ids = end_of_turn_ids(tokenizer, _generation_config(GenerationConfig, model_path))
         self.sleep_mode = enable_sleep_mode
-        self.max_model_len: int | None = max_model_len
+        self.max_model_len: int = max_model_len
         # vLLM rewinds a seeded request's generator when a chunked prefill discards its
         # sample; CPU generators cannot rewind ("CPU Generator does not use offset"). On
         # CPU, sampling is seeded by the engine-level seed only.
