@@ -63,6 +63,7 @@ def test_readme_train_and_eval_paths_open_a_built_flat_index(corpus: Path, tmp_p
     from test_index_build import minilm_path
 
     from deepresearch.agents.eval.cli import _env_factory
+    from deepresearch.agents.eval.suite_run import resolve_settings
     from deepresearch.cli import build_parser, main
 
     index = f"{tmp_path / 'wiki18_index'}/"
@@ -75,10 +76,16 @@ def test_readme_train_and_eval_paths_open_a_built_flat_index(corpus: Path, tmp_p
     with pytest.raises(ValueError, match="holds a 'flat' index, but kind='bm25' was asked for"):
         gym.make("DeepResearch-Wiki-v0", corpus=index, retriever="bm25")
     parser, _ = build_parser("eval")
-    evaluated = _env_factory(parser.parse_args(["eval", "--corpus", index]))().unwrapped
+
+    def eval_env_factory(*flags: str):
+        args = parser.parse_args(["eval", *flags])
+        resolve_settings(args, None)  # what `deepresearch eval` does before it builds envs (no --suite)
+        return _env_factory(args, None)
+
+    evaluated = eval_env_factory("--corpus", index)().unwrapped
     assert evaluated.backend.retriever is env.backend.retriever  # the manifest's kind, and the cached index
     with pytest.raises(ValueError, match="kind='bm25'"):
-        _env_factory(parser.parse_args(["eval", "--corpus", index, "--retriever", "bm25"]))()
+        eval_env_factory("--corpus", index, "--retriever", "bm25")()
 
 
 def test_unknown_kind_and_missing_source(corpus: Path, tmp_path: Path) -> None:
